@@ -66,7 +66,8 @@ class Backend {
     virtual void get_labels(int64_t* host) const = 0;
 };
 
-std::unique_ptr<Backend> make_cpu_backend();
+/// faiss_blas_blocking: see KMeansParams::faiss_blas_blocking.
+std::unique_ptr<Backend> make_cpu_backend(bool faiss_blas_blocking = false);
 
 /// Top-k search of x (n, d) against centroids c (k, d) on the CPU; labels and
 /// distances are (n, topk) host arrays (distances may be null).

@@ -11,12 +11,12 @@ namespace {
 using detail::Backend;
 
 std::unique_ptr<Backend> choose_backend(const ArrayView& x, DeviceChoice choice,
-                                        int gpu_id, size_t budget) {
+                                        int gpu_id, size_t budget, bool faiss_blocking) {
     const bool have_gpu = detail::cuda_device_count() > 0;
     if (choice == DeviceChoice::cpu) {
         FLASHKMEANS_CHECK(!x.on_device(), "x: lives on cuda:", x.device_id,
                           " but device=cpu was requested; pass a host array or device=cuda");
-        return detail::make_cpu_backend();
+        return detail::make_cpu_backend(faiss_blocking);
     }
     if (choice == DeviceChoice::cuda || x.on_device()) {
 #ifdef FLASHKMEANS_WITH_CUDA
@@ -27,7 +27,7 @@ std::unique_ptr<Backend> choose_backend(const ArrayView& x, DeviceChoice choice,
         return detail::make_cuda_backend(x.on_device() ? x.device_id : gpu_id, budget);
     }
     if (have_gpu) return detail::make_cuda_backend(gpu_id, budget);
-    return detail::make_cpu_backend();
+    return detail::make_cpu_backend(faiss_blocking);
 }
 
 void validate(const ArrayView& x, int64_t k, const KMeansParams& p,
@@ -78,7 +78,8 @@ void validate(const ArrayView& x, int64_t k, const KMeansParams& p,
 KMeansResult fit_impl(const ArrayView& x, int64_t k, const KMeansParams& p,
                       const ArrayView& weights, const ArrayView& init, bool batched) {
     validate(x, k, p, weights, init, batched);
-    auto backend = choose_backend(x, p.device, p.gpu_id, p.device_memory_budget);
+    auto backend = choose_backend(x, p.device, p.gpu_id, p.device_memory_budget,
+                                  p.faiss_blas_blocking);
     return detail::run_lloyd(*backend, {x, weights, init, k}, p);
 }
 

@@ -56,6 +56,7 @@ void Clustering::train(idx_t nx, const float* x, faiss::Index& index,
     p.precision = precision;
     p.device = device;
     p.gpu_id = gpu_id;
+    p.faiss_blas_blocking = faiss_blas_blocking;
     p.check_finite = false;  // done above, with Faiss's message
     // Faiss's own permutation fixes subsampling and seeding.
     p.permutation = [](int* perm, size_t n, int64_t s) { faiss::rand_perm(perm, n, s); };

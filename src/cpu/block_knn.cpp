@@ -10,8 +10,10 @@
 namespace flashkmeans::detail {
 namespace {
 
-// Block sizes: a 4096 x 1024 float block of cross terms (16 MiB) keeps BLAS
-// efficient while bounding the scratch memory. Faiss uses the same shape.
+// Per-thread tiles of 128 rows x 1024 centroids (512 KiB of cross terms)
+// stay in a core's L2. Without thread control over BLAS, blocks of 4096 rows
+// keep a multi-threaded sgemm efficient instead.
+constexpr int64_t kRowsPerTile = 128;
 constexpr int64_t kRowsPerBlock = 4096;
 constexpr int64_t kCentroidsPerBlock = 1024;
 
@@ -34,9 +36,9 @@ inline void insert_sorted(float* vals, int64_t* ids, int64_t topk, float v, int6
 template <bool kL2>
 void fold_block(const float* ip, const float* xn, const float* yn, int64_t i0,
                 int64_t i1, int64_t j0, int64_t j1, int64_t topk,
-                int64_t* labels, float* distances) {
+                int64_t* labels, float* distances, bool parallel) {
     const int64_t nj = j1 - j0;
-#pragma omp parallel for if ((i1 - i0) * nj > 65536)
+#pragma omp parallel for if (parallel && (i1 - i0) * nj > 65536)
     for (int64_t i = i0; i < i1; i++) {
         const float* row = ip + (i - i0) * nj;
         float* vals = distances + i * topk;
@@ -74,23 +76,36 @@ void fold_block(const float* ip, const float* xn, const float* yn, int64_t i0,
 
 void block_knn(const float* x, const float* xn, int64_t n, const float* y,
                const float* yn, int64_t k, int64_t d, Metric metric,
-               int64_t topk, int64_t* labels, float* distances) {
+               int64_t topk, int64_t* labels, float* distances,
+               bool faiss_blas_blocking) {
     const bool l2 = metric == Metric::L2;
     std::fill(labels, labels + n * topk, int64_t(-1));
     std::fill(distances, distances + n * topk, l2 ? HUGE_VALF : -HUGE_VALF);
     if (n == 0 || k == 0) return;
 
-    const int64_t bx = std::min(n, kRowsPerBlock), by = std::min(k, kCentroidsPerBlock);
-    std::unique_ptr<float[]> ip(new float[bx * by]);
-    for (int64_t i0 = 0; i0 < n; i0 += kRowsPerBlock) {
-        const int64_t i1 = std::min(n, i0 + kRowsPerBlock);
-        for (int64_t j0 = 0; j0 < k; j0 += kCentroidsPerBlock) {
-            const int64_t j1 = std::min(k, j0 + kCentroidsPerBlock);
-            cross_products(x + i0 * d, int(i1 - i0), y + j0 * d, int(j1 - j0), int(d), ip.get());
-            if (l2)
-                fold_block<true>(ip.get(), xn, yn, i0, i1, j0, j1, topk, labels, distances);
-            else
-                fold_block<false>(ip.get(), xn, yn, i0, i1, j0, j1, topk, labels, distances);
+    // Each thread takes tiles of rows and runs single-threaded sgemm on
+    // them, so that a tile's cross terms are folded while still in its
+    // core's cache; BLAS's own threads would write a large block to memory
+    // first and read it back.
+    std::unique_ptr<SingleThreadedBlas> blas_guard;
+    if (!faiss_blas_blocking) blas_guard = std::make_unique<SingleThreadedBlas>();
+    const bool tiled = blas_guard && blas_guard->active();
+    const int64_t rows_per_tile = tiled ? kRowsPerTile : kRowsPerBlock;
+    const int64_t by = std::min(k, kCentroidsPerBlock);
+#pragma omp parallel if (tiled)
+    {
+        std::unique_ptr<float[]> ip(new float[std::min(n, rows_per_tile) * by]);
+#pragma omp for schedule(dynamic)
+        for (int64_t i0 = 0; i0 < n; i0 += rows_per_tile) {
+            const int64_t i1 = std::min(n, i0 + rows_per_tile);
+            for (int64_t j0 = 0; j0 < k; j0 += kCentroidsPerBlock) {
+                const int64_t j1 = std::min(k, j0 + kCentroidsPerBlock);
+                cross_products(x + i0 * d, int(i1 - i0), y + j0 * d, int(j1 - j0), int(d), ip.get());
+                if (l2)
+                    fold_block<true>(ip.get(), xn, yn, i0, i1, j0, j1, topk, labels, distances, !tiled);
+                else
+                    fold_block<false>(ip.get(), xn, yn, i0, i1, j0, j1, topk, labels, distances, !tiled);
+            }
         }
     }
 }

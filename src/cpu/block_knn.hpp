@@ -16,6 +16,7 @@ namespace flashkmeans::detail {
 /// label -1 with distance +inf (L2) / -inf (IP).
 void block_knn(const float* x, const float* xn, int64_t n, const float* y,
                const float* yn, int64_t k, int64_t d, Metric metric,
-               int64_t topk, int64_t* labels, float* distances);
+               int64_t topk, int64_t* labels, float* distances,
+               bool faiss_blas_blocking = false);
 
 }  // namespace flashkmeans::detail

@@ -17,6 +17,7 @@ namespace {
 
 class CpuBackend final : public Backend {
    public:
+    explicit CpuBackend(bool faiss_blas_blocking) : faiss_blocking_(faiss_blas_blocking) {}
     const char* name() const override { return "cpu"; }
 
     void load(const ArrayView& x, const ArrayView& weights,
@@ -67,7 +68,7 @@ class CpuBackend final : public Backend {
             const float* c = &centroids_[b * k * d];
             if (metric_ == Metric::L2) row_norms(c, k, d, &cnorm_[b * k]);
             block_knn(data_[b], &xnorm_[b * n], n, c, &cnorm_[b * k], k, d,
-                      metric_, 1, &labels_[b * n], &dist_[b * n]);
+                      metric_, 1, &labels_[b * n], &dist_[b * n], faiss_blocking_);
             double s = 0;
             for (int64_t i = 0; i < n; i++) s += dist_[b * n + i];
             obj[b] = s;
@@ -148,6 +149,7 @@ class CpuBackend final : public Backend {
     }
 
    private:
+    bool faiss_blocking_;
     ProblemShape shape_;
     Metric metric_ = Metric::L2;
     std::vector<std::vector<float>> storage_;  // converted/subsampled copies
@@ -158,6 +160,8 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> make_cpu_backend(bool faiss_blas_blocking) {
+    return std::make_unique<CpuBackend>(faiss_blas_blocking);
+}
 
 }  // namespace flashkmeans::detail

@@ -19,6 +19,10 @@ struct Clustering : faiss::Clustering {
     DeviceChoice device = DeviceChoice::automatic;
     Precision precision = Precision::automatic;
     int gpu_id = 0;
+    /// CPU only: break exact ties (identical centroids) bit for bit as stock
+    /// Faiss on this machine does, at Faiss's speed. See
+    /// KMeansParams::faiss_blas_blocking.
+    bool faiss_blas_blocking = false;
 
     Clustering(int d, int k);
     Clustering(int d, int k, const faiss::ClusteringParameters& cp);
