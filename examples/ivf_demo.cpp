@@ -60,12 +60,12 @@ int main() {
     std::printf("flashkmeans demo: IVF%lld,Flat on %lld built-in %lld-d vectors, %lld queries, nprobe=%lld\n",
                 (long long)kLists, (long long)kBase, (long long)kDim, (long long)kQueries, (long long)kProbe);
     std::printf("engine backend: %s\n\n", flashkmeans::cuda_available() ? "cuda (GPU found)" : "cpu (no GPU found)");
-    const auto base = flashkmeans::examples::clustered_vectors(kBase, kDim, 2000, 1);
-    auto queries = flashkmeans::examples::clustered_vectors(kQueries, kDim, 2000, 1);
-    {  // queries: same distribution, fresh noise
-        const auto jitter = flashkmeans::examples::clustered_vectors(kQueries, kDim, 1, 2);
-        for (size_t i = 0; i < queries.size(); i++) queries[i] += 0.05f * jitter[i];
-    }
+    // Base and queries are drawn from the same distribution; queries are
+    // held out from the base.
+    auto all = flashkmeans::examples::clustered_vectors(kBase + kQueries, kDim, 2000, 1);
+    const std::vector<float> queries(all.begin() + kBase * kDim, all.end());
+    all.resize(kBase * kDim);
+    const std::vector<float>& base = all;
 
     faiss::IndexFlatL2 exact(kDim);
     exact.add(kBase, base.data());

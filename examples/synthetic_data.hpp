@@ -12,9 +12,9 @@ inline std::vector<float> clustered_vectors(int64_t n, int64_t d, int64_t center
                                             uint64_t seed) {
     std::mt19937_64 rng(seed);
     std::normal_distribution<float> normal;
-    std::uniform_real_distribution<float> uni(0.2f, 1.0f);
+    std::uniform_real_distribution<float> uni(0.5f, 1.5f);
     std::vector<float> c(centers * d), spread(centers), x(n * d);
-    for (float& v : c) v = 2.f * normal(rng);
+    for (float& v : c) v = 0.5f * normal(rng);
     for (float& s : spread) s = uni(rng);
     // Zipf-like cluster sizes: real data is never balanced.
     std::vector<double> p(centers);
