@@ -29,6 +29,17 @@ double imbalance_factor(const int64_t* cnt, int64_t k) {
     return uf * k / (tot * tot);
 }
 
+/// Every problem's last two objectives (as float32, as Faiss stores them)
+/// differ by at most `threshold` relative to the previous one.
+bool converged(const std::vector<std::vector<IterationStats>>& stats, double threshold) {
+    for (const auto& s : stats) {
+        const float prev = float(s[s.size() - 2].obj), cur = float(s.back().obj);
+        if (prev == 0) return false;
+        if (std::abs(double(prev) - double(cur)) / std::abs(double(prev)) > threshold) return false;
+    }
+    return true;
+}
+
 bool better(double a, double b, Metric m) {
     return m == Metric::inner_product ? a > b : a < b;
 }
@@ -169,6 +180,10 @@ KMeansResult run_lloyd(Backend& backend, const LloydInputs& in,
             }
             backend.post_process(p.spherical, p.int_centroids);
             if (p.on_iteration) p.on_iteration(redo, it, s0);
+            if (it > 0 && p.early_stop_threshold >= 0 && converged(stats, p.early_stop_threshold)) {
+                if (p.verbose) std::printf("\n  Converged at iteration %d: objective did not change", it);
+                break;
+            }
         }
         if (p.verbose) std::printf("\n");
 

@@ -77,6 +77,20 @@ TEST(Engine, ObjectiveDecreasesAndStatsFilled) {
     EXPECT_STREQ(r.backend, "cpu");
 }
 
+TEST(Engine, EarlyStopWhenObjectiveRepeats) {
+    auto x = blobs(2000, 8, 6, 21);
+    KMeansParams p = cpu_params(200);
+    p.early_stop_threshold = 0;
+    auto r = fit(matrix_view(x.data(), 2000, 8), 6, p);
+    const auto& s = r.iteration_stats[0];
+    ASSERT_GE(s.size(), 2u);
+    EXPECT_LT(s.size(), 200u);
+    EXPECT_EQ(float(s[s.size() - 1].obj), float(s[s.size() - 2].obj));
+    p.early_stop_threshold = -1;  // never: every iteration runs
+    p.niter = 40;
+    EXPECT_EQ(fit(matrix_view(x.data(), 2000, 8), 6, p).iteration_stats[0].size(), 40u);
+}
+
 TEST(Engine, BatchedEqualsLooping) {
     const int64_t B = 3, n = 1500, d = 13, k = 17;
     std::vector<float> x;

@@ -52,6 +52,11 @@ struct KMeansParams {
     int min_points_per_centroid = 39;   ///< below this, a warning
     int max_points_per_centroid = 256;  ///< above this, subsample (0: never)
     int64_t seed = 1234;
+    /// Stop a redo once |obj_prev - obj| / |obj_prev| <= this (objectives
+    /// compared as float32, from the second iteration, every problem of a
+    /// batch converged). Negative: always run niter iterations (Faiss 1.7);
+    /// 0: stop when the objective repeats exactly (Faiss >= 1.14's default).
+    double early_stop_threshold = -1;
     Metric metric = Metric::L2;
     Precision precision = Precision::automatic;
     DeviceChoice device = DeviceChoice::automatic;

@@ -1,0 +1,105 @@
+"""Train a faiss-python index (Faiss's own wheel, e.g. PyPI faiss-cpu) with
+the flashkmeans engine doing its k-means: the IVF coarse quantizer and the
+PQ codebooks. An existing script changes one line:
+
+    index.train(xt)                          # before
+    flashkmeans.train_faiss_index(index, xt)  # after
+
+Everything else (transforms such as OPQ/PCA, scalar quantizers, residual
+bookkeeping, precomputed tables) is still done by Faiss itself, through its
+public Python API, so the trained index is an ordinary Faiss index."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _engine
+from . import _flashkmeans as _ext
+from .clustering_parameters import ClusteringParameters
+
+
+def train_faiss_index(index, x, *, gpu=None, progress: bool = False, **overrides):
+    """Train `index` (a faiss.Index) on x (n, d) like index.train(x) does,
+    running its k-means steps on the engine with the index's own clustering
+    parameters (index.cp, pq.cp: niter, seed, max_points_per_centroid, ...).
+    gpu: as in flashkmeans.Kmeans; overrides: ClusteringParameters fields
+    applied on top (e.g. verbose=True). Returns the index."""
+    import faiss
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    index = faiss.downcast_index(index)
+    options = dict(gpu=gpu, progress=progress, overrides=overrides)
+    if isinstance(index, faiss.IndexPreTransform):
+        # as IndexPreTransform::train: each transform on the previous one's output
+        for i in range(index.chain.size()):
+            transform = index.chain.at(i)
+            if not transform.is_trained:
+                transform.train(x)
+            x = transform.apply(x)
+        train_faiss_index(index.index, x, gpu=gpu, progress=progress, **overrides)
+        index.is_trained = True
+        return index
+    if isinstance(index, faiss.IndexIVF):
+        _train_coarse_quantizer(faiss, index, x, options)
+    pq = getattr(index, "pq", None)
+    if isinstance(pq, faiss.ProductQuantizer) and pq.train_type == pq.Train_default:
+        _train_pq_then_faiss(faiss, index, pq, x, options)
+    else:
+        index.train(x)
+    return index
+
+
+def _cluster(x, k, faiss_cp, metric, options, batched=False) -> np.ndarray:
+    cp = ClusteringParameters.from_faiss(faiss_cp, progress=options["progress"],
+                                         **options["overrides"])
+    result = _engine.fit(x, k, cp.to_engine(options["gpu"], metric), batched=batched,
+                         progress=cp.progress)
+    return result["centroids"]
+
+
+def _train_coarse_quantizer(faiss, index, x, options) -> None:
+    quantizer = faiss.downcast_index(index.quantizer)
+    if quantizer.is_trained and quantizer.ntotal == index.nlist:
+        return  # Faiss skips it too
+    if index.quantizer_trains_alone == 1:
+        return  # the quantizer trains itself inside index.train
+    if index.quantizer_trains_alone == 2 or quantizer.metric_type == faiss.METRIC_L2:
+        metric = _ext.Metric.L2
+    elif quantizer.metric_type == faiss.METRIC_INNER_PRODUCT:
+        metric = _ext.Metric.inner_product
+    else:
+        return  # other metrics: Faiss's own k-means
+    centroids = _cluster(x, index.nlist, index.cp, metric, options)[0]
+    quantizer.reset()
+    if not quantizer.is_trained:
+        quantizer.train(centroids)
+    quantizer.add(centroids)
+    quantizer.is_trained = True
+
+
+def _train_pq_then_faiss(faiss, index, pq, x, options) -> None:
+    """The M sub-quantizers as one batched problem (M, n, dsub) on the
+    engine; then index.train(x) with the codebooks as a hot start of zero
+    iterations, so that Faiss does the rest exactly as usual."""
+    xs = x
+    if isinstance(index, faiss.IndexIVF):
+        # the encoder's training set, bounded as IndexIVFPQ bounds it
+        max_train = pq.cp.max_points_per_centroid * pq.ksub
+        if max_train > 0 and len(xs) > max_train:
+            rows = np.random.RandomState(pq.cp.seed).choice(len(xs), max_train, replace=False)
+            xs = xs[np.sort(rows)]
+        if index.by_residual:
+            quantizer = faiss.downcast_index(index.quantizer)
+            assignment = quantizer.assign(xs, 1).ravel()
+            xs = xs - quantizer.reconstruct_n(0, quantizer.ntotal)[assignment]
+    n = len(xs)
+    # (n, M, dsub) viewed as (M, n, dsub): strided, read in place by the engine
+    sub = np.ascontiguousarray(xs).reshape(n, pq.M, pq.dsub).transpose(1, 0, 2)
+    codebooks = _cluster(sub, pq.ksub, pq.cp, _ext.Metric.L2, options, batched=True)
+    faiss.copy_array_to_vector(codebooks.ravel(), pq.centroids)
+    niter = pq.cp.niter
+    pq.train_type, pq.cp.niter = pq.Train_hot_start, 0
+    try:
+        index.train(x)
+    finally:
+        pq.train_type, pq.cp.niter = pq.Train_default, niter
