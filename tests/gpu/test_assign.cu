@@ -46,14 +46,13 @@ GpuResult run_kernel(const Case& cs, const std::vector<float>& x, const std::vec
         x16 = to_16bit(x, cs.dtype);
         xp = x16.data();
     }
-    fkd::DeviceRows xd, cf, cd;
+    fkd::DeviceRows xd, cd;
     fkd::upload_rows(view3(xp, B, n, d, cs.dtype), B, n, d, {}, nullptr, plan.store, 0, s, xd);
     const auto cv = view3(c.data(), B, k, d, fk::DType::f32);
-    fkd::upload_rows(cv, B, k, d, {}, nullptr, fk::DType::f32, 0, s, cf);
     fkd::upload_rows(cv, B, k, d, {}, nullptr, plan.store, 0, s, cd);
     fkd::DeviceBuffer xn(size_t(B * n) * 4), cn(size_t(B * k) * 4);
     fkk::row_norms(xd.ref(), int(B), n, d, xn.get<float>(), s);
-    fkk::row_norms(cf.ref(), int(B), k, d, cn.get<float>(), s);
+    fkk::row_norms(cd.ref(), int(B), k, d, cn.get<float>(), s);
     const int64_t gx = fkk::stream_grid_x(n);
     fkd::DeviceBuffer lab(size_t(B * n) * 4), dist(size_t(B * n) * 4), part(size_t(B * gx) * 8);
     // Poison: labels -> 0xF9F9F9F9 (negative), floats and doubles -> NaN.
@@ -63,7 +62,6 @@ GpuResult run_kernel(const Case& cs, const std::vector<float>& x, const std::vec
     fkk::StreamGeom geo;
     geo.x = xd.operand(n, d);
     geo.c = cd.operand(k, d);
-    geo.nk = (std::max(geo.x.q, geo.c.q) * 4 + fkk::kBKW - 1) / fkk::kBKW;
     fkk::AssignArgs a{xn.get<float>(), cn.get<float>(), n, k, cs.metric == fk::Metric::inner_product,
                       lab.get<int32_t>(), dist.get<float>(), part.get<double>()};
     fkk::launch_assign(geo, int(B), plan.math, a, s);
@@ -129,7 +127,7 @@ TEST_P(AssignTest, MatchesFloat64Reference) {
         const float* xb = &x[size_t(b * n * d)];
         const float* cb = &c[size_t(b * k * d)];
         const RefAssign ref = ref_assign(xb, cb, n, k, d, cs.metric);
-        double obj_at_gpu_labels = 0;
+        double obj_at_gpu_labels = 0, fp32_floor = 0;
         for (int64_t i = 0; i < n; ++i) {
             const int32_t l = r.labels[size_t(b * n + i)];
             ASSERT_GE(l, 0) << "label not written / out of range at b=" << b << " i=" << i;
@@ -137,6 +135,7 @@ TEST_P(AssignTest, MatchesFloat64Reference) {
             ASSERT_FALSE(std::isnan(r.dist[size_t(b * n + i)])) << "distance not written at i=" << i;
             const double sl = score(xb + i * d, cb + l * d, d, cs.metric);
             obj_at_gpu_labels += sl;
+            fp32_floor += fp32_tol(xb + i * d, cb + l * d, d);
             if (plan.math == fkk::MathKind::ffma) {
                 const double tol = fp32_tol(xb + i * d, cb + l * d, d) +
                                    fp32_tol(xb + i * d, cb + ref.label[size_t(i)] * d, d);
@@ -163,7 +162,10 @@ TEST_P(AssignTest, MatchesFloat64Reference) {
         RecordProperty("rel_obj_err_b" + std::to_string(b), std::to_string(rel_gpu_obj));
         std::printf("[ measured ] seed %llu %s: rel objective error %.3g (reported) %.3g (choice), near ties %lld\n",
                     (unsigned long long)seed, ::testing::PrintToString(cs).c_str(), rel_gpu_obj, rel_choice, (long long)near_ties);
-        EXPECT_LE(rel_gpu_obj, obj_tolerance(plan.math)) << "problem " << b;
+        // Mode tolerance relative to the objective, plus the float32 rounding
+        // floor of ||x||^2 + ||c||^2 - 2 x.c (which dominates tiny objectives).
+        EXPECT_LE(std::abs(r.obj[size_t(b)] - ref.obj), obj_tolerance(plan.math) * denom + fp32_floor)
+            << "problem " << b << " rel " << rel_gpu_obj;
         EXPECT_LE(rel_choice, obj_tolerance(plan.math)) << "problem " << b;
     }
 }

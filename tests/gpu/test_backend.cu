@@ -247,7 +247,7 @@ void check_topk(const std::vector<float>& x, const std::vector<float>& c, int64_
                 const std::vector<float>& dist) {
     const double sign = m == fk::Metric::L2 ? 1.0 : -1.0;
     for (int64_t i = 0; i < n; ++i) {
-        std::vector<double> all(size_t(k));
+        std::vector<double> all(static_cast<size_t>(k));
         for (int64_t j = 0; j < k; ++j) all[size_t(j)] = sign * score(&x[size_t(i * d)], &c[size_t(j * d)], d, m);
         std::vector<double> sorted = all;
         std::sort(sorted.begin(), sorted.end());

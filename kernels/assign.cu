@@ -1,0 +1,174 @@
+// FlashAssign: nearest centroid of every point, the running (min, argmin) in
+// registers while centroid tiles stream past (stream.cuh); one label and one
+// distance per point leave the chip, plus a per-block objective sum.
+#include "kernels/stream_launch.cuh"
+#include "kernels/assign_wgmma.cuh"
+
+#include <cstdlib>
+
+#include <climits>
+
+namespace flashkmeans::kernels {
+
+template <class Math>
+struct ArgminEpi {
+    using Args = AssignArgs;
+    const Args& a;
+    int b;
+    int64_t row0;
+    int rows_valid;
+    // Per row slot: the best key so far and its centroid. The key leaves out
+    // the row's constant ||x||^2: L2 key = max(||c||^2 - 2 x.c, -||x||^2), so
+    // that ||x||^2 + key is Faiss's distance clamped at 0 (a clamped tie goes
+    // to the lower index as in Faiss); IP key = -x.c. A thread meets its
+    // columns in ascending order, so a strict < keeps the lowest index.
+    float best[Math::ROWS];
+    int bidx[Math::ROWS];
+    float xn[Math::ROWS];
+
+    __device__ ArgminEpi(const Args& args, int b_, int64_t row0_, int rows_valid_, char*,
+                         const Math& m)
+        : a(args), b(b_), row0(row0_), rows_valid(rows_valid_) {
+#pragma unroll
+        for (int i = 0; i < Math::ROWS; ++i) {
+            best[i] = INFINITY;
+            bidx[i] = INT_MAX;
+            const int r = m.row(i);
+            xn[i] = (!a.ip && r < rows_valid) ? a.xnorm[b * a.n + row0 + r] : 0.f;
+        }
+    }
+
+    template <bool FULL>
+    __device__ void tile_keys(const Math& m, int64_t c0, int cols_valid) {
+        const float* cn = a.cnorm + b * a.k + c0;
+        const int base = int(c0);
+        if (a.ip) {
+            m.for_each([&](int i, int c, float dot) {
+                const float v = -dot;
+                if ((FULL || c < cols_valid) && v < best[i]) { best[i] = v; bidx[i] = base + c; }
+            });
+        } else {
+            m.for_each([&](int i, int c, float dot) {
+                if (FULL || c < cols_valid) {
+                    const float v = fmaxf(fmaf(-2.f, dot, cn[c]), -xn[i]);
+                    if (v < best[i]) { best[i] = v; bidx[i] = base + c; }
+                }
+            });
+        }
+    }
+
+    __device__ void tile(const Math& m, int64_t c0, int cols_valid) {
+        if (cols_valid == kBN) tile_keys<true>(m, c0, cols_valid);
+        else tile_keys<false>(m, c0, cols_valid);
+    }
+
+    __device__ float xn_row(int r) const { return a.xnorm[b * a.n + row0 + r]; }
+
+    __device__ void finish(const Math& m, char* smem) {
+        float* rv = reinterpret_cast<float*>(smem);
+        int* ri = reinterpret_cast<int*>(rv + kBM * Math::OWNERS);
+        double* red = reinterpret_cast<double*>(ri + kBM * Math::OWNERS);
+#pragma unroll
+        for (int i = 0; i < Math::ROWS; ++i) {
+            rv[m.row(i) * Math::OWNERS + m.owner()] = best[i];
+            ri[m.row(i) * Math::OWNERS + m.owner()] = bidx[i];
+        }
+        __syncthreads();
+        double contrib = 0;
+        const int r = threadIdx.x;
+        if (r < kBM) {
+            float v = rv[r * Math::OWNERS];
+            int id = ri[r * Math::OWNERS];
+            for (int o = 1; o < Math::OWNERS; ++o) {
+                const float v2 = rv[r * Math::OWNERS + o];
+                const int i2 = ri[r * Math::OWNERS + o];
+                if (better(v2, i2, v, id)) { v = v2; id = i2; }
+            }
+            if (r < rows_valid) {
+                if (id == INT_MAX) id = 0;  // every distance NaN: keep a valid label
+                const float out = a.ip ? -v : fmaxf(xn_row(r) + v, 0.f);
+                a.labels[b * a.n + row0 + r] = id;
+                if (a.dist) a.dist[b * a.n + row0 + r] = out;
+                contrib = out;
+            }
+        }
+        // Block sum in double: warps 0..3 hold the kBM rows.
+        for (int off = 16; off > 0; off >>= 1) contrib += __shfl_down_sync(0xffffffffu, contrib, off);
+        if ((threadIdx.x & 31) == 0 && threadIdx.x < kBM) red[threadIdx.x >> 5] = contrib;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            double s = 0;
+            for (int w = 0; w < kBM / 32; ++w) s += red[w];
+            a.partial[int64_t(b) * gridDim.x + blockIdx.x] = s;
+        }
+    }
+};
+
+namespace {
+
+__global__ void wgmma_probe_kernel(int* out) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    *out = 1;
+#else
+    *out = 0;
+#endif
+}
+
+/// Whether this binary holds sm_90a code for the current device (a compute_90
+/// PTX JIT or an sm_80 image has no wgmma). Probed once per device.
+bool wgmma_available() {
+    static int cache[64];  // 0 unknown, 1 no, 2 yes
+    int dev = 0;
+    FK_CUDA_CHECK(cudaGetDevice(&dev));
+    if (dev < 0 || dev >= 64) return false;
+    if (cache[dev] == 0) {
+        int major = 0;
+        FK_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+        int ok = 0;
+        if (major == 9) {
+            int* d = nullptr;
+            FK_CUDA_CHECK(cudaMalloc(&d, sizeof(int)));
+            wgmma_probe_kernel<<<1, 1>>>(d);
+            cudaError_t e = cudaGetLastError();
+            if (e == cudaSuccess) e = cudaMemcpy(&ok, d, sizeof(int), cudaMemcpyDeviceToHost);
+            cudaFree(d);
+            if (e != cudaSuccess) ok = 0;
+        }
+        cache[dev] = ok ? 2 : 1;
+    }
+    return cache[dev] == 2;
+}
+
+template <class T>
+void launch_assign_wgmma(const StreamGeom& geo, int batch, const AssignArgs& args,
+                         cudaStream_t stream) {
+    WgGeom wg{geo, geo.x.q * 4 <= 32 ? 4 : 8, 0};
+    if (const char* s = std::getenv("FK_WGMMA_SWAP")) wg.swap = std::atoi(s);
+    const size_t smem = wg_smem_bytes(wg.nks);
+    auto kernel = wg.nks == 4 ? assign_wgmma_kernel<T, 4> : assign_wgmma_kernel<T, 8>;
+    FK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    const dim3 grid(unsigned(stream_grid_x(geo.x.rows)), unsigned(batch));
+    kernel<<<grid, 256, smem, stream>>>(wg, args);
+    FK_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace
+
+void launch_assign(const StreamGeom& geo, int batch, MathKind kind, const AssignArgs& args,
+                   cudaStream_t stream) {
+    // Hopper path: f16/bf16 rows of up to kWgMaxWords words. FK_ASSIGN_PATH=mma
+    // forces the portable mma.sync kernel (for comparisons).
+    const bool wg_kind = kind == MathKind::f16 || kind == MathKind::bf16;
+    if (wg_kind && geo.x.rows > 0 && geo.c.rows > 0 && batch <= 65535 && geo.x.q == geo.c.q &&
+        geo.x.q * 4 <= kWgMaxWords) {
+        const char* path = std::getenv("FK_ASSIGN_PATH");
+        if (!(path && std::string(path) == "mma") && wgmma_available()) {
+            if (kind == MathKind::f16) launch_assign_wgmma<__half>(geo, batch, args, stream);
+            else launch_assign_wgmma<__nv_bfloat16>(geo, batch, args, stream);
+            return;
+        }
+    }
+    launch_stream<ArgminEpi>(geo, batch, kind, args, 0, stream);
+}
+
+}  // namespace flashkmeans::kernels

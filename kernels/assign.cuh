@@ -1,0 +1,51 @@
+// Host entry points of the FlashAssign kernels (assign.cu, topk_assign.cu).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/stream.cuh"
+
+namespace flashkmeans::kernels {
+
+/// The arithmetic of the cross term (see stream.cuh's Math policies).
+enum class MathKind { f16, bf16, tf32, ffma };
+
+inline int64_t stream_grid_x(int64_t n) { return (n + kBM - 1) / kBM; }
+
+/// Outputs of the argmin pass over B problems.
+struct AssignArgs {
+    const float* xnorm;  // (B, n) ||x||^2 (unused for IP)
+    const float* cnorm;  // (B, k) ||c||^2 (unused for IP)
+    int64_t n, k;
+    bool ip;             // inner product: argmax of x.c
+    int32_t* labels;     // (B, n)
+    float* dist;         // (B, n) best distance / similarity, may be null
+    double* partial;     // (B, stream_grid_x(n)) per-block objective sums
+};
+
+void launch_assign(const StreamGeom& geo, int batch, MathKind kind, const AssignArgs& args,
+                   cudaStream_t stream);
+
+/// Top-k of one problem. keys/labels (n, topk) must hold +inf / -1 on entry
+/// (fill_topk); they come back sorted best first, keys being the L2 distance
+/// or the negated inner product (finish_topk turns those back).
+struct TopkArgs {
+    const float* xnorm;
+    const float* cnorm;
+    bool ip;
+    int topk;
+    float* keys;
+    int64_t* labels;
+};
+
+constexpr int kMaxTopk = 256;
+
+void launch_topk(const StreamGeom& geo, MathKind kind, const TopkArgs& args,
+                 cudaStream_t stream);
+void fill_topk(float* keys, int64_t* labels, int64_t count, cudaStream_t stream);
+/// IP: keys -> similarities (negate).
+void finish_topk(float* keys, int64_t count, bool ip, cudaStream_t stream);
+
+}  // namespace flashkmeans::kernels

@@ -1,0 +1,174 @@
+// Sort-inverse centroid update; see update.cuh for the steps.
+#include "kernels/update.cuh"
+
+#include <algorithm>
+#include <cub/device/device_radix_sort.cuh>
+
+#include "kernels/common.cuh"
+#include "src/cuda/cuda_check.hpp"
+
+namespace flashkmeans::kernels {
+
+namespace {
+
+constexpr int kSeg = 64;        // sorted points per warp
+constexpr int kColsPerLane = 4; // columns a lane sums per pass over the segment
+constexpr int kWarps = 8;
+
+__global__ void build_keys_kernel(const int32_t* labels, int64_t n, int64_t total, int kbits,
+                                  uint32_t* keys, int32_t* vals) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+         i += int64_t(gridDim.x) * blockDim.x) {
+        const uint32_t b = uint32_t(i / n);
+        keys[i] = (b << kbits) | uint32_t(labels[i]);
+        vals[i] = int32_t(i);
+    }
+}
+
+template <class T>
+__global__ void __launch_bounds__(kWarps * 32)
+    run_sums_kernel(const uint32_t* keys, const int32_t* vals, int64_t total, int kbits,
+                    int64_t n, int64_t k, const T* x, int64_t ld, int64_t bstride, int64_t d,
+                    const float* weights, float* sums, float* wsum, int32_t* cnt) {
+    const int lane = threadIdx.x & 31;
+    const int64_t seg0 = (int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5)) * kSeg;
+    if (seg0 >= total) return;
+    const int len = int(min(int64_t(kSeg), total - seg0));
+    // Each lane holds two of the segment's (key, value, weight) triples.
+    uint32_t key[kSeg / 32];
+    int32_t val[kSeg / 32];
+    float wt[kSeg / 32];
+#pragma unroll
+    for (int h = 0; h < kSeg / 32; ++h) {
+        const int p = h * 32 + lane;
+        key[h] = p < len ? keys[seg0 + p] : 0u;
+        val[h] = p < len ? vals[seg0 + p] : 0;
+        wt[h] = (p < len && weights) ? weights[val[h]] : 1.f;
+    }
+    const uint32_t kmask = (1u << kbits) - 1u;
+    for (int64_t col0 = 0; col0 < d; col0 += 32 * kColsPerLane) {
+        const bool first_pass = col0 == 0;
+        float acc[kColsPerLane];
+#pragma unroll
+        for (int c = 0; c < kColsPerLane; ++c) acc[c] = 0.f;
+        float wacc = 0.f;
+        int count = 0;
+        uint32_t cur = __shfl_sync(0xffffffffu, key[0], 0);
+        auto flush = [&](uint32_t kk) {
+            const int64_t cl = int64_t(kk >> kbits) * k + (kk & kmask);
+#pragma unroll
+            for (int c = 0; c < kColsPerLane; ++c) {
+                const int64_t col = col0 + c * 32 + lane;
+                if (col < d) atomicAdd(&sums[cl * d + col], acc[c]);
+                acc[c] = 0.f;
+            }
+            if (first_pass && lane == 0) {
+                atomicAdd(&wsum[cl], wacc);
+                atomicAdd(&cnt[cl], count);
+            }
+            wacc = 0.f;
+            count = 0;
+        };
+        for (int p = 0; p < len; ++p) {
+            const uint32_t kk = __shfl_sync(0xffffffffu, key[p / 32], p % 32);
+            const int32_t v = __shfl_sync(0xffffffffu, val[p / 32], p % 32);
+            const float w = __shfl_sync(0xffffffffu, wt[p / 32], p % 32);
+            if (kk != cur) {
+                flush(cur);
+                cur = kk;
+            }
+            const int64_t b = v / n, i = v - b * n;
+            const T* row = x + b * bstride + i * ld;
+#pragma unroll
+            for (int c = 0; c < kColsPerLane; ++c) {
+                const int64_t col = col0 + c * 32 + lane;
+                if (col < d) acc[c] = fmaf(w, to_float(row[col]), acc[c]);
+            }
+            wacc += w;
+            ++count;
+        }
+        flush(cur);
+    }
+}
+
+__global__ void finalize_kernel(const float* sums, const float* wsum, int batch, int64_t k,
+                                int64_t d, int64_t k_frozen, float* c) {
+    const int64_t total = int64_t(batch) * k * d;
+    for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total;
+         e += int64_t(gridDim.x) * blockDim.x) {
+        const int64_t r = e / d;  // b * k + j
+        const int64_t j = r % k;
+        const float w = wsum[r];
+        if (j >= k_frozen && w > 0.f) c[e] = sums[e] * (1.f / w);
+    }
+}
+
+unsigned grid_for(int64_t work, int per_block) {
+    return unsigned(std::max<int64_t>(1, std::min<int64_t>((work + per_block - 1) / per_block, 65535)));
+}
+
+}  // namespace
+
+int bits_for(int64_t count) {
+    int b = 0;
+    while ((int64_t(1) << b) < count) ++b;
+    return b;
+}
+
+size_t sort_temp_bytes(int64_t total) {
+    size_t bytes = 0;
+    FK_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, bytes, (const uint32_t*)nullptr,
+                                                  (uint32_t*)nullptr, (const int32_t*)nullptr,
+                                                  (int32_t*)nullptr, total, 0, 32));
+    return bytes;
+}
+
+void cluster_sums(const int32_t* labels, const RowsRef& x, const float* weights, int batch,
+                  int64_t n, int64_t k, int64_t d, const UpdateBuffers& buf, float* sums,
+                  float* wsum, int32_t* cnt, cudaStream_t stream) {
+    const int64_t total = int64_t(batch) * n;
+    FK_CUDA_CHECK(cudaMemsetAsync(sums, 0, sizeof(float) * batch * k * d, stream));
+    FK_CUDA_CHECK(cudaMemsetAsync(wsum, 0, sizeof(float) * batch * k, stream));
+    FK_CUDA_CHECK(cudaMemsetAsync(cnt, 0, sizeof(int32_t) * batch * k, stream));
+    if (total == 0) return;
+    const int kbits = bits_for(k);
+    const int end_bit = kbits + bits_for(batch);
+    build_keys_kernel<<<grid_for(total, 256), 256, 0, stream>>>(labels, n, total, kbits,
+                                                                buf.keys[0], buf.vals[0]);
+    FK_CUDA_CHECK(cudaGetLastError());
+    const uint32_t* skeys = buf.keys[0];
+    const int32_t* svals = buf.vals[0];
+    if (end_bit > 0) {
+        size_t temp = buf.sort_temp_bytes;
+        FK_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(buf.sort_temp, temp, buf.keys[0],
+                                                      buf.keys[1], buf.vals[0], buf.vals[1],
+                                                      total, 0, end_bit, stream));
+        skeys = buf.keys[1];
+        svals = buf.vals[1];
+    }
+    const int64_t segs = (total + kSeg - 1) / kSeg;
+    const unsigned blocks = unsigned((segs + kWarps - 1) / kWarps);
+    auto launch = [&](auto tag) {
+        using T = decltype(tag);
+        run_sums_kernel<T><<<blocks, kWarps * 32, 0, stream>>>(
+            skeys, svals, total, kbits, n, k, static_cast<const T*>(x.data), x.ld, x.batch, d,
+            weights, sums, wsum, cnt);
+    };
+    switch (x.dtype) {
+        case DType::f32: launch(float{}); break;
+        case DType::f16: launch(__half{}); break;
+        case DType::bf16: launch(__nv_bfloat16{}); break;
+    }
+    FK_CUDA_CHECK(cudaGetLastError());
+}
+
+void finalize_centroids(const float* sums, const float* wsum, int batch, int64_t k, int64_t d,
+                        int64_t k_frozen, float* centroids, cudaStream_t stream) {
+    const int64_t total = int64_t(batch) * k * d;
+    if (total == 0) return;
+    finalize_kernel<<<grid_for(total, 256), 256, 0, stream>>>(sums, wsum, batch, k, d, k_frozen,
+                                                              centroids);
+    FK_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace flashkmeans::kernels

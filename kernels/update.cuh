@@ -1,0 +1,44 @@
+// Host entry points of the sort-inverse centroid update (update.cu).
+//
+// 1. keys = (problem << kbits) | label, values = global point index;
+// 2. CUB radix sort on the kbits + bbits low bits only;
+// 3. each warp walks a fixed segment of the sorted order, summing w_i * x_i of
+//    one cluster in registers, and adds the sum to the cluster once per run it
+//    sees (a run spanning several segments gets one add per segment);
+// 4. centroid = sum * (1 / weight) where the weight is positive.
+#pragma once
+
+#include <cuda_runtime.h>
+#include <flashkmeans/array_view.hpp>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/norms.cuh"
+
+namespace flashkmeans::kernels {
+
+/// Bits needed to hold values 0..count-1 (0 for count <= 1).
+int bits_for(int64_t count);
+
+/// Device bytes of CUB's temporary storage for sorting `total` pairs.
+size_t sort_temp_bytes(int64_t total);
+
+struct UpdateBuffers {
+    uint32_t* keys[2];  // (B * n) each
+    int32_t* vals[2];   // (B * n) each
+    void* sort_temp;
+    size_t sort_temp_bytes;
+};
+
+/// Sums (B, k, d), weight sums (B, k) and counts (B, k) of the assignment
+/// `labels` (B, n). The outputs are zeroed here.
+void cluster_sums(const int32_t* labels, const RowsRef& x, const float* weights, int batch,
+                  int64_t n, int64_t k, int64_t d, const UpdateBuffers& buf, float* sums,
+                  float* wsum, int32_t* cnt, cudaStream_t stream);
+
+/// centroids[b, j] = sums[b, j] / wsum[b, j] for j >= k_frozen and wsum > 0.
+void finalize_centroids(const float* sums, const float* wsum, int batch, int64_t k, int64_t d,
+                        int64_t k_frozen, float* centroids, cudaStream_t stream);
+
+}  // namespace flashkmeans::kernels

@@ -1,0 +1,312 @@
+// The CUDA backend of the Lloyd driver: the problems' points, norms, labels
+// and centroids live on one GPU; assign runs FlashAssign, update the
+// sort-inverse reduction. Only O(B k d) centroid data, O(B k) statistics and
+// the labels on request cross back to the host.
+//
+// Device memory of a fit (B problems, n points, k centroids, d dims, s bytes
+// an element of the storage type, ld = d rounded up to 16 bytes):
+//   points      B n ld s   (0 when a device array is used in place)
+//   norms, labels, weights   B n (4 + 4 + 4 if weighted)
+//   sort keys/values         B n 16 + CUB temporary storage (about B n 8)
+//   centroids   B k (d 4 [master] + ld s [compute copy] + d 4 [sums] + 12)
+// Nothing of size n x k.
+#include "backend.hpp"
+
+#include <numeric>
+
+#include "kernels/assign.cuh"
+#include "kernels/norms.cuh"
+#include "kernels/update.cuh"
+#include "src/cuda/cuda_check.hpp"
+#include "src/cuda/device_data.hpp"
+
+namespace flashkmeans::detail {
+
+namespace {
+
+class CudaBackend final : public Backend {
+   public:
+    CudaBackend(int gpu_id, size_t budget) : dev_(gpu_id), budget_(budget) {
+        DeviceGuard g(dev_);
+        FK_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    }
+    ~CudaBackend() override {
+        if (stream_) {
+            int prev = 0;
+            (void)cudaGetDevice(&prev);
+            (void)cudaSetDevice(dev_);
+            (void)cudaStreamSynchronize(stream_);
+            (void)cudaStreamDestroy(stream_);
+            (void)cudaSetDevice(prev);
+        }
+    }
+    const char* name() const override { return "cuda"; }
+
+    void load(const ArrayView& x, const ArrayView& weights, const std::vector<int>& rows,
+              const ProblemShape& shape, Metric metric, Precision precision) override {
+        DeviceGuard g(dev_);
+        shape_ = shape;
+        metric_ = metric;
+        const int64_t B = shape.batch, n = shape.n, d = shape.d, k = shape.k;
+        if (B < 1 || n < 0 || d < 1 || k < 1)
+            throw Error("flashkmeans: invalid problem shape (batch " + std::to_string(B) +
+                        ", n " + std::to_string(n) + ", d " + std::to_string(d) + ", k " +
+                        std::to_string(k) + ")");
+        if (B * n >= (int64_t(1) << 31))
+            throw Error("flashkmeans: the CUDA backend handles fewer than 2^31 points in all "
+                        "problems together, got " + std::to_string(B * n));
+        if (B > 65535) throw Error("flashkmeans: at most 65535 problems per fit");
+        if (k >= (int64_t(1) << 31)) throw Error("flashkmeans: k too large");
+        const int64_t N = check_points_view(x, B, d, dev_, "x");
+        if (rows.empty() ? N != n : int64_t(rows.size()) != n)
+            throw Error("flashkmeans: x has " + std::to_string(N) + " rows per problem but " +
+                        std::to_string(n) + " were asked for");
+        for (int r : rows)
+            if (r < 0 || r >= N)
+                throw Error("flashkmeans: row index " + std::to_string(r) + " out of [0, " +
+                            std::to_string(N) + ")");
+        const ComputePlan plan = plan_compute(x.dtype, precision);
+        math_ = plan.math;
+        const int64_t lds = round_up(d, elems_per_16b(plan.store));
+        ldc_ = lds;
+
+        // Plan the memory first so that a fit that cannot fit fails before
+        // anything large is copied.
+        const size_t gx = size_t(kernels::stream_grid_x(n));
+        size_t need = upload_bytes(x, B, n, d, !rows.empty(), plan.store, dev_);
+        need += size_t(B * n) * (4 + 4 + (weights.empty() ? 0 : 4) + 16);
+        need += kernels::sort_temp_bytes(B * n) + rows.size() * 4 + gx * B * 8;
+        need += size_t(B * k) * (size_t(d) * 8 + size_t(lds) * dtype_size(plan.store) + 12);
+        size_t free_b = 0, total_b = 0;
+        FK_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+        const size_t avail = budget_ ? std::min(budget_, free_b) : free_b;
+        if (need > avail)
+            throw OutOfMemoryError("flashkmeans: the fit needs " + std::to_string(need) +
+                                   " bytes of device memory, " + std::to_string(avail) +
+                                   " available (free " + std::to_string(free_b) +
+                                   ", budget " + std::to_string(budget_) + ")");
+
+        rows_dev_.reset(rows.size() * 4);
+        if (!rows.empty())
+            FK_CUDA_CHECK(cudaMemcpyAsync(rows_dev_.get(), rows.data(), rows.size() * 4,
+                                          cudaMemcpyHostToDevice, stream_));
+        upload_rows(x, B, n, d, rows, rows_dev_.get<int32_t>(), plan.store, dev_, stream_, x_);
+
+        xnorm_.reset(size_t(B * n) * 4);
+        kernels::row_norms(x_.ref(), int(B), n, d, xnorm_.get<float>(), stream_);
+
+        weights_.release();
+        if (!weights.empty()) load_weights(weights, rows, N);
+
+        labels_.reset(size_t(B * n) * 4);
+        partial_.reset(gx * B * 8);
+        for (int i = 0; i < 2; ++i) {
+            keys_[i].reset(size_t(B * n) * 4);
+            vals_[i].reset(size_t(B * n) * 4);
+        }
+        sort_temp_.reset(kernels::sort_temp_bytes(B * n));
+        cent_.reset(size_t(B * k * d) * 4);
+        ccomp_.reset(size_t(B * k * lds) * dtype_size(plan.store));
+        cnorm_.reset(size_t(B * k) * 4);
+        sums_.reset(size_t(B * k * d) * 4);
+        wsum_.reset(size_t(B * k) * 4);
+        cnt_.reset(size_t(B * k) * 4);
+        FK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+        centroids_dirty_ = true;
+        have_labels_ = false;
+    }
+
+    void gather_rows(int64_t b, const int* ids, int64_t k_ids, float* out) const override {
+        DeviceGuard g(dev_);
+        if (k_ids == 0) return;
+        for (int64_t i = 0; i < k_ids; ++i)
+            if (ids[i] < 0 || ids[i] >= shape_.n)
+                throw Error("flashkmeans: gather_rows id " + std::to_string(ids[i]) +
+                            " out of [0, " + std::to_string(shape_.n) + ")");
+        DeviceBuffer ids_dev(size_t(k_ids) * 4), tmp(size_t(k_ids * shape_.d) * 4);
+        FK_CUDA_CHECK(cudaMemcpyAsync(ids_dev.get(), ids, size_t(k_ids) * 4,
+                                      cudaMemcpyHostToDevice, stream_));
+        kernels::RowsRef src = x_.ref();
+        src.data = static_cast<const char*>(src.data) + b * x_.batch * dtype_size(x_.dtype);
+        kernels::copy_rows(src, ids_dev.get<int32_t>(), 1, k_ids, shape_.d, tmp.get(),
+                           DType::f32, shape_.d, 0, stream_);
+        FK_CUDA_CHECK(cudaMemcpyAsync(out, tmp.get(), size_t(k_ids * shape_.d) * 4,
+                                      cudaMemcpyDeviceToHost, stream_));
+        FK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
+
+    void set_centroids(const float* host) override {
+        DeviceGuard g(dev_);
+        FK_CUDA_CHECK(cudaMemcpyAsync(cent_.get(), host, cent_.size(), cudaMemcpyHostToDevice,
+                                      stream_));
+        FK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+        centroids_dirty_ = true;
+    }
+
+    void get_centroids(float* host) const override {
+        DeviceGuard g(dev_);
+        FK_CUDA_CHECK(cudaMemcpyAsync(host, cent_.get(), cent_.size(), cudaMemcpyDeviceToHost,
+                                      stream_));
+        FK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
+
+    void assign(double* obj) override {
+        DeviceGuard g(dev_);
+        const int64_t B = shape_.batch, n = shape_.n, k = shape_.k, d = shape_.d;
+        prepare_centroids();
+        kernels::StreamGeom geo;
+        geo.x = x_.operand(n, d);
+        geo.c = compute_rows().operand(k, d);
+        kernels::AssignArgs a{xnorm_.get<float>(), cnorm_.get<float>(), n, k,
+                              metric_ == Metric::inner_product, labels_.get<int32_t>(),
+                              nullptr, partial_.get<double>()};
+        kernels::launch_assign(geo, int(B), math_, a, stream_);
+        const int64_t gx = kernels::stream_grid_x(n);
+        std::vector<double> part(size_t(gx * B));
+        if (!part.empty())
+            FK_CUDA_CHECK(cudaMemcpyAsync(part.data(), partial_.get(), part.size() * 8,
+                                          cudaMemcpyDeviceToHost, stream_));
+        FK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+        for (int64_t b = 0; b < B; ++b) {
+            double s = 0;
+            for (int64_t i = 0; i < gx; ++i) s += part[size_t(b * gx + i)];
+            obj[b] = s;
+        }
+        have_labels_ = true;
+    }
+
+    void update(int64_t k_frozen, float* w, int64_t* cnt) override {
+        DeviceGuard g(dev_);
+        if (!have_labels_) throw Error("flashkmeans: update() before assign()");
+        const int64_t B = shape_.batch, n = shape_.n, k = shape_.k, d = shape_.d;
+        kernels::UpdateBuffers buf{{keys_[0].get<uint32_t>(), keys_[1].get<uint32_t>()},
+                                   {vals_[0].get<int32_t>(), vals_[1].get<int32_t>()},
+                                   sort_temp_.get(), sort_temp_.size()};
+        kernels::cluster_sums(labels_.get<int32_t>(), x_.ref(), weights_.get<float>(), int(B),
+                              n, k, d, buf, sums_.get<float>(), wsum_.get<float>(),
+                              cnt_.get<int32_t>(), stream_);
+        kernels::finalize_centroids(sums_.get<float>(), wsum_.get<float>(), int(B), k, d,
+                                    std::max<int64_t>(0, k_frozen), cent_.get<float>(), stream_);
+        std::vector<int32_t> c32(size_t(B * k));
+        FK_CUDA_CHECK(cudaMemcpyAsync(w, wsum_.get(), size_t(B * k) * 4, cudaMemcpyDeviceToHost,
+                                      stream_));
+        FK_CUDA_CHECK(cudaMemcpyAsync(c32.data(), cnt_.get(), size_t(B * k) * 4,
+                                      cudaMemcpyDeviceToHost, stream_));
+        FK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+        for (size_t i = 0; i < c32.size(); ++i) cnt[i] = c32[i];
+        centroids_dirty_ = true;
+    }
+
+    void post_process(bool spherical, bool int_centroids) override {
+        DeviceGuard g(dev_);
+        kernels::post_process_rows(cent_.get<float>(), shape_.batch * shape_.k, shape_.d,
+                                   spherical, int_centroids, stream_);
+        FK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+        centroids_dirty_ = true;
+    }
+
+    void get_labels(int64_t* host) const override {
+        DeviceGuard g(dev_);
+        const size_t total = size_t(shape_.batch * shape_.n);
+        std::vector<int32_t> l32(total);
+        if (total)
+            FK_CUDA_CHECK(cudaMemcpyAsync(l32.data(), labels_.get(), total * 4,
+                                          cudaMemcpyDeviceToHost, stream_));
+        FK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+        for (size_t i = 0; i < total; ++i) host[i] = l32[i];
+    }
+
+   private:
+    DType compute_type() const {
+        switch (math_) {
+            case kernels::MathKind::f16: return DType::f16;
+            case kernels::MathKind::bf16: return DType::bf16;
+            default: return DType::f32;
+        }
+    }
+    DeviceRows compute_rows() const {
+        DeviceRows r;
+        r.data = ccomp_.get();
+        r.dtype = compute_type();
+        r.ld = ldc_;
+        r.batch = shape_.k * ldc_;
+        return r;
+    }
+
+    /// The padded compute-type copy and its ||c||^2, once per change of
+    /// centroids. The norms are those of the rounded (f16/bf16) centroids the
+    /// tensor cores see, so that each distance is that of one actual point:
+    /// the objective's error then scales with ||x - c||, not with ||x||.
+    void prepare_centroids() {
+        if (!centroids_dirty_) return;
+        const int64_t B = shape_.batch, k = shape_.k, d = shape_.d;
+        const kernels::RowsRef master{cent_.get(), DType::f32, d, k * d};
+        kernels::copy_rows(master, nullptr, int(B), k, d, ccomp_.get(), compute_type(), ldc_,
+                           k * ldc_, stream_);
+        kernels::row_norms(compute_rows().ref(), int(B), k, d, cnorm_.get<float>(), stream_);
+        centroids_dirty_ = false;
+    }
+
+    void load_weights(const ArrayView& wv, const std::vector<int>& rows, int64_t N) {
+        const int64_t B = shape_.batch, n = shape_.n;
+        if (wv.dtype != DType::f32)
+            throw Error("flashkmeans: weights must be f32, got " + describe_view(wv));
+        if (!(wv.ndim == 2 || (wv.ndim == 1 && B == 1)))
+            throw Error("flashkmeans: weights must be (batch, n) or (n,), got " +
+                        describe_view(wv));
+        const int r = wv.ndim - 1;
+        if (wv.shape[r] != N || (wv.ndim == 2 && wv.shape[0] != B))
+            throw Error("flashkmeans: weights " + describe_view(wv) + " do not match x");
+        if (wv.on_device() && wv.device_id != dev_)
+            throw Error("flashkmeans: weights live on another GPU than the fit");
+        const int64_t s1 = wv.strides[r], s0 = wv.ndim == 2 ? wv.strides[0] : 0;
+        weights_.reset(size_t(B * n) * 4);
+        if (wv.on_device()) {
+            kernels::copy_rows({wv.data, DType::f32, s1, s0}, rows.empty() ? nullptr : rows_dev_.get<int32_t>(),
+                               int(B), n, 1, weights_.get(), DType::f32, 1, n, stream_);
+        } else {
+            std::vector<float> h(size_t(B * n));
+            const float* src = static_cast<const float*>(wv.data);
+            for (int64_t b = 0; b < B; ++b)
+                for (int64_t i = 0; i < n; ++i)
+                    h[size_t(b * n + i)] = src[b * s0 + (rows.empty() ? i : rows[size_t(i)]) * s1];
+            FK_CUDA_CHECK(cudaMemcpyAsync(weights_.get(), h.data(), h.size() * 4,
+                                          cudaMemcpyHostToDevice, stream_));
+            FK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+        }
+    }
+
+    int dev_;
+    size_t budget_;
+    cudaStream_t stream_ = nullptr;
+    ProblemShape shape_;
+    Metric metric_ = Metric::L2;
+    kernels::MathKind math_ = kernels::MathKind::ffma;
+    int64_t ldc_ = 0;
+    DeviceRows x_;
+    DeviceBuffer rows_dev_, xnorm_, weights_, labels_, partial_, keys_[2], vals_[2], sort_temp_;
+    DeviceBuffer cent_, ccomp_, cnorm_, sums_, wsum_, cnt_;
+    bool centroids_dirty_ = true;
+    bool have_labels_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(int gpu_id, size_t device_memory_budget) {
+    int count = cuda_device_count();
+    if (gpu_id < 0 || gpu_id >= count)
+        throw Error("flashkmeans: GPU " + std::to_string(gpu_id) + " requested but " +
+                    std::to_string(count) + " CUDA device(s) are visible");
+    return std::make_unique<CudaBackend>(gpu_id, device_memory_budget);
+}
+
+int cuda_device_count() {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+
+}  // namespace flashkmeans::detail

@@ -1,0 +1,192 @@
+#include "src/cuda/device_data.hpp"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace flashkmeans::detail {
+
+ComputePlan plan_compute(DType in, Precision p) {
+    using kernels::MathKind;
+    switch (p) {
+        case Precision::exact: return {DType::f32, MathKind::ffma};
+        case Precision::fp16: return {DType::f16, MathKind::f16};
+        case Precision::bf16: return {DType::bf16, MathKind::bf16};
+        case Precision::tf32:
+        case Precision::automatic:
+        default:
+            if (in == DType::f16) return {DType::f16, MathKind::f16};
+            if (in == DType::bf16) return {DType::bf16, MathKind::bf16};
+            return {DType::f32, p == Precision::tf32 ? MathKind::tf32 : MathKind::ffma};
+    }
+}
+
+std::string describe_view(const ArrayView& v) {
+    static const char* names[] = {"f32", "f16", "bf16"};
+    static const char* mem[] = {"host", "pinned", "cuda"};
+    std::string s = "(";
+    for (int i = 0; i < v.ndim; ++i) s += (i ? ", " : "") + std::to_string(v.shape[i]);
+    s += ") ";
+    s += names[int(v.dtype) % 3];
+    s += " ";
+    s += mem[int(v.memory) % 3];
+    return s;
+}
+
+kernels::Operand DeviceRows::operand(int64_t rows, int64_t d) const {
+    const int64_t es = dtype_size(dtype);
+    return {static_cast<const uint32_t*>(data), ld * es / 4, batch * es / 4, rows,
+            int((d * es + 15) / 16)};
+}
+
+int64_t check_points_view(const ArrayView& x, int64_t batch, int64_t d, int gpu_id,
+                          const char* what) {
+    const std::string w = what;
+    if (x.data == nullptr) throw Error("flashkmeans: " + w + " is empty");
+    if (!(x.ndim == 3 || (x.ndim == 2 && batch == 1)))
+        throw Error("flashkmeans: " + w + " must be (n, d) or (batch, n, d), got " +
+                    describe_view(x));
+    const int r = x.ndim - 2;
+    if (x.ndim == 3 && x.shape[0] != batch)
+        throw Error("flashkmeans: " + w + " has " + std::to_string(x.shape[0]) +
+                    " problems, expected " + std::to_string(batch));
+    if (x.shape[r + 1] != d)
+        throw Error("flashkmeans: " + w + " has dimension " + std::to_string(x.shape[r + 1]) +
+                    ", expected " + std::to_string(d));
+    if (x.shape[r + 1] > 1 && x.strides[r + 1] != 1)
+        throw Error("flashkmeans: " + w + " must have unit stride along d (row-major rows), got " +
+                    std::to_string(x.strides[r + 1]));
+    if (x.shape[r] > 1 && x.strides[r] < d)
+        throw Error("flashkmeans: " + w + " rows overlap (row stride " +
+                    std::to_string(x.strides[r]) + " < d = " + std::to_string(d) + ")");
+    if (x.on_device() && x.device_id != gpu_id)
+        throw Error("flashkmeans: " + w + " lives on GPU " + std::to_string(x.device_id) +
+                    " but the fit runs on GPU " + std::to_string(gpu_id));
+    return x.shape[r];
+}
+
+namespace {
+
+bool usable_in_place(const ArrayView& x, int64_t d, bool gathered, DType store, int gpu_id) {
+    if (!x.on_device() || x.device_id != gpu_id || gathered || x.dtype != store) return false;
+    const int64_t es = dtype_size(store);
+    const int r = x.ndim - 2;
+    const int64_t ld = x.shape[r] > 1 ? x.strides[r] : round_up(d, elems_per_16b(store));
+    const int64_t bs = x.ndim == 3 ? x.strides[0] : 0;
+    return (d * es) % 16 == 0 && (ld * es) % 16 == 0 && (bs * es) % 16 == 0 &&
+           reinterpret_cast<uintptr_t>(x.data) % 16 == 0;
+}
+
+float load_host(const void* p, DType t) {
+    switch (t) {
+        case DType::f16: return __half2float(*static_cast<const __half*>(p));
+        case DType::bf16: return __bfloat162float(*static_cast<const __nv_bfloat16*>(p));
+        default: return *static_cast<const float*>(p);
+    }
+}
+void store_host(void* p, DType t, float v) {
+    switch (t) {
+        case DType::f16: *static_cast<__half*>(p) = __float2half_rn(v); break;
+        case DType::bf16: *static_cast<__nv_bfloat16*>(p) = __float2bfloat16_rn(v); break;
+        default: *static_cast<float*>(p) = v;
+    }
+}
+
+}  // namespace
+
+size_t upload_bytes(const ArrayView& x, int64_t batch, int64_t n, int64_t d, bool gathered,
+                    DType store, int gpu_id) {
+    if (usable_in_place(x, d, gathered, store, gpu_id)) return 0;
+    return size_t(batch * n * round_up(d, elems_per_16b(store)) * dtype_size(store));
+}
+
+void upload_rows(const ArrayView& x, int64_t batch, int64_t n, int64_t d,
+                 const std::vector<int>& rows, const int32_t* rows_dev, DType store,
+                 int gpu_id, cudaStream_t stream, DeviceRows& out) {
+    const bool gathered = !rows.empty();
+    const int r = x.ndim - 2;
+    const int64_t src_ld = x.shape[r] > 1 ? x.strides[r] : d;
+    const int64_t src_bs = x.ndim == 3 ? x.strides[0] : 0;
+    out.dtype = store;
+    out.own.release();
+    if (usable_in_place(x, d, gathered, store, gpu_id)) {
+        out.data = x.data;
+        out.ld = x.shape[r] > 1 ? x.strides[r] : round_up(d, elems_per_16b(store));
+        out.batch = src_bs;
+        return;
+    }
+    const int64_t ld = round_up(d, elems_per_16b(store));
+    const int64_t es = dtype_size(store);
+    out.own.reset(size_t(batch * n * ld * es));
+    out.data = out.own.get();
+    out.ld = ld;
+    out.batch = n * ld;
+    if (batch * n == 0) return;
+
+    if (x.on_device()) {
+        kernels::copy_rows({x.data, x.dtype, src_ld, src_bs}, gathered ? rows_dev : nullptr,
+                           int(batch), n, d, out.own.get(), store, ld, n * ld, stream);
+        return;
+    }
+    // Host memory: one direct copy when nothing changes, else convert/gather
+    // through two pinned staging buffers so conversion overlaps the transfer.
+    const int64_t ses = dtype_size(x.dtype);
+    if (!gathered && x.dtype == store && ld == d && src_ld == d && (batch == 1 || src_bs == n * d)) {
+        FK_CUDA_CHECK(cudaMemcpyAsync(out.own.get(), x.data, size_t(batch * n * d * es),
+                                      cudaMemcpyHostToDevice, stream));
+        FK_CUDA_CHECK(cudaStreamSynchronize(stream));
+        return;
+    }
+    const int64_t row_bytes = ld * es;
+    const int64_t stage_rows = std::max<int64_t>(1, (int64_t(16) << 20) / row_bytes);
+    void* stage[2] = {nullptr, nullptr};
+    cudaEvent_t done[2] = {nullptr, nullptr};
+    auto cleanup = [&] {
+        for (int i = 0; i < 2; ++i) {
+            if (done[i]) (void)cudaEventDestroy(done[i]);
+            if (stage[i]) (void)cudaFreeHost(stage[i]);
+        }
+    };
+    try {
+        for (int i = 0; i < 2; ++i) {
+            FK_CUDA_CHECK(cudaMallocHost(&stage[i], size_t(stage_rows * row_bytes)));
+            FK_CUDA_CHECK(cudaEventCreateWithFlags(&done[i], cudaEventDisableTiming));
+        }
+        const int64_t total = batch * n;
+        const char* src = static_cast<const char*>(x.data);
+        int chunk = 0;
+        for (int64_t r0 = 0; r0 < total; r0 += stage_rows, ++chunk) {
+            const int s = chunk & 1;
+            const int64_t r1 = std::min(total, r0 + stage_rows);
+            if (chunk >= 2) FK_CUDA_CHECK(cudaEventSynchronize(done[s]));
+            char* dst = static_cast<char*>(stage[s]);
+            for (int64_t q = r0; q < r1; ++q) {
+                const int64_t b = q / n, i = q - b * n;
+                const int64_t si = gathered ? rows[size_t(i)] : i;
+                const char* srow = src + (b * src_bs + si * src_ld) * ses;
+                char* drow = dst + (q - r0) * row_bytes;
+                if (x.dtype == store) {
+                    std::memcpy(drow, srow, size_t(d * es));
+                } else {
+                    for (int64_t j = 0; j < d; ++j)
+                        store_host(drow + j * es, store, load_host(srow + j * ses, x.dtype));
+                }
+                std::memset(drow + d * es, 0, size_t((ld - d) * es));
+            }
+            FK_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(out.own.get()) + r0 * row_bytes, dst,
+                                          size_t((r1 - r0) * row_bytes), cudaMemcpyHostToDevice,
+                                          stream));
+            FK_CUDA_CHECK(cudaEventRecord(done[s], stream));
+        }
+        FK_CUDA_CHECK(cudaStreamSynchronize(stream));
+    } catch (...) {
+        (void)cudaStreamSynchronize(stream);
+        cleanup();
+        throw;
+    }
+    cleanup();
+}
+
+}  // namespace flashkmeans::detail

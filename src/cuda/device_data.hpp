@@ -1,0 +1,66 @@
+// Getting a user's array onto the device in the layout the kernels read:
+// rows of the storage type padded to 16 bytes, bytes past d zero. Device
+// arrays already in that layout are used in place (no copy); everything else
+// is copied once, gathering the selected rows and converting the type on the
+// way, so only the rows that are clustered ever reach the device.
+#pragma once
+
+#include <cuda_runtime.h>
+#include <flashkmeans/array_view.hpp>
+#include <flashkmeans/params.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/assign.cuh"
+#include "kernels/norms.cuh"
+#include "src/cuda/cuda_check.hpp"
+
+namespace flashkmeans::detail {
+
+/// Storage type on the device and the arithmetic of the cross term for input
+/// type `in` under `p` (see docs: f16/bf16 values are exact in tf32, so tf32
+/// on 16-bit input runs the 16-bit tensor-core path with identical products).
+struct ComputePlan {
+    DType store;
+    kernels::MathKind math;
+};
+ComputePlan plan_compute(DType in, Precision p);
+
+/// Elements per 16 bytes of `t`.
+inline int64_t elems_per_16b(DType t) { return 16 / dtype_size(t); }
+inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+/// "(2, 100, 64) f16 cuda" for error messages.
+std::string describe_view(const ArrayView& v);
+
+/// Rows of B problems on the device, each n x d of `dtype`, row stride ld and
+/// problem stride batch (elements), rows padded to 16 bytes.
+struct DeviceRows {
+    const void* data = nullptr;
+    DType dtype = DType::f32;
+    int64_t ld = 0, batch = 0;
+    DeviceBuffer own;  // empty when the user's array is used in place
+
+    kernels::RowsRef ref() const { return {data, dtype, ld, batch}; }
+    kernels::Operand operand(int64_t rows, int64_t d) const;
+};
+
+/// Checks that `x` is (N, d) (batch 1) or (B, N, d) with unit inner stride;
+/// returns N. `what` names the argument in error messages.
+int64_t check_points_view(const ArrayView& x, int64_t batch, int64_t d, int gpu_id,
+                          const char* what);
+
+/// Bytes of device memory upload_rows would allocate.
+size_t upload_bytes(const ArrayView& x, int64_t batch, int64_t n, int64_t d, bool gathered,
+                    DType store, int gpu_id);
+
+/// x as checked by check_points_view; rows (n of them, may be empty = all)
+/// selects the rows of every problem; rows_dev is the same list on the device
+/// (needed only when x is on the device and rows is non-empty).
+void upload_rows(const ArrayView& x, int64_t batch, int64_t n, int64_t d,
+                 const std::vector<int>& rows, const int32_t* rows_dev, DType store,
+                 int gpu_id, cudaStream_t stream, DeviceRows& out);
+
+}  // namespace flashkmeans::detail
