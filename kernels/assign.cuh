@@ -12,7 +12,7 @@ namespace flashkmeans::kernels {
 /// The arithmetic of the cross term (see stream.cuh's Math policies).
 enum class MathKind { f16, bf16, tf32, ffma };
 
-inline int64_t stream_grid_x(int64_t n) { return (n + kBM - 1) / kBM; }
+__host__ __device__ inline int64_t stream_grid_x(int64_t n) { return (n + kBM - 1) / kBM; }
 
 /// Outputs of the argmin pass over B problems.
 struct AssignArgs {

@@ -1,14 +1,19 @@
 // FlashAssign argmin on Hopper tensor cores (sm_90a wgmma), for f16/bf16
 // points of up to 64 words (D <= 128) a row.
 //
-// A block of two warpgroups owns kBM = 128 points (64 per warpgroup). Their
-// A fragments are loaded once into registers and reused for every centroid
+// A block of NWG warpgroups owns 64 * NWG points (64 per warpgroup). Their A
+// fragments are loaded once into registers and reused for every centroid
 // tile; 128-centroid tiles stream through a 3-stage cp.async pipeline in the
 // "core matrix" layout that wgmma reads directly (no swizzle). Each tile is a
-// chain of m64n128k16 wgmmas per warpgroup into 64 fp32 accumulators a thread;
-// two blocks share an SM so one block's argmin epilogue overlaps the other's
-// MMAs. The epilogue keeps a running (min, code) per row with 4 instructions a
-// dot product and reduces across the 4 threads sharing a row once, at the end.
+// chain of m64n128k16 wgmmas per warpgroup into 64 fp32 accumulators a thread.
+// The epilogue keeps a running (min, code) per row with 4 instructions a dot
+// product and reduces across the 4 threads sharing a row once, at the end.
+//
+// Measured on H100 (assign_timing): the centroid-tile traffic from L2 bounds
+// this kernel, not the tensor cores; 4 warpgroups (256 points a block, one
+// block an SM) halve that traffic against 2 warpgroups (128 points, two
+// blocks an SM) and won on every D = 64..128 case, despite the lockstep of the
+// four warpgroups' epilogues. The launcher uses NWG = 4.
 #pragma once
 
 #include "kernels/assign.cuh"
@@ -21,16 +26,18 @@ namespace flashkmeans::kernels {
 constexpr int kWgBN = 128;      // centroids per tile
 constexpr int kWgStages = 3;
 constexpr int kWgMaxWords = 64;  // row words the A registers hold (8 k16 steps)
+constexpr int kWgNwg = 4;        // warpgroups (64 points each) a block: see above
 
 struct WgGeom {
     StreamGeom g;
     int nks;    // k16 steps (8 words each): 4 or 8, the kernel's NKS
-    int swap;   // debugging aid: swap the descriptor's LBO / SBO
 };
 
 __host__ __device__ constexpr size_t wg_stage_bytes(int nks) { return size_t(kWgBN) * nks * 32; }
-__host__ __device__ constexpr size_t wg_smem_bytes(int nks) {
-    return kWgStages * (wg_stage_bytes(nks) + kWgBN * sizeof(float)) + 8 * sizeof(double);
+/// NWG warpgroups of 64 points each. With 2 the points share tile 2's stage.
+__host__ __device__ constexpr size_t wg_smem_bytes(int nks, int nwg) {
+    return kWgStages * (wg_stage_bytes(nks) + kWgBN * sizeof(float)) + 16 * sizeof(double) +
+           (nwg > 2 ? size_t(64) * nwg * nks * 32 : 0);
 }
 
 __device__ __forceinline__ void cp_async4(void* smem, const void* gmem, bool valid) {
@@ -44,9 +51,10 @@ __device__ __forceinline__ void ldsm_x4_addr(uint32_t (&r)[4], uint32_t addr) {
                  : "memory");
 }
 
-template <class T, int NKS>
-__global__ void __launch_bounds__(256, 2) assign_wgmma_kernel(WgGeom wg, AssignArgs a) {
+template <class T, int NKS, int NWG>
+__global__ void __launch_bounds__(NWG * 128, 4 / NWG) assign_wgmma_kernel(WgGeom wg, AssignArgs a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int BM = 64 * NWG, NT = 128 * NWG;
     extern __shared__ __align__(128) unsigned char wsm[];
     const StreamGeom& geo = wg.g;
     constexpr int nks = NKS, kq = 2 * NKS;  // 16-byte chunks per smem row
@@ -54,13 +62,13 @@ __global__ void __launch_bounds__(256, 2) assign_wgmma_kernel(WgGeom wg, AssignA
     unsigned char* cstage = wsm;                                   // kWgStages C tiles
     float* cns = reinterpret_cast<float*>(wsm + kWgStages * stage_bytes);  // kWgStages x 128 norms
     double* red = reinterpret_cast<double*>(cns + kWgStages * kWgBN);
-    unsigned char* xs = cstage + 2 * stage_bytes;  // the points, before tile 2 needs the stage
+    unsigned char* xs = NWG == 2 ? cstage + 2 * stage_bytes : reinterpret_cast<unsigned char*>(red + 16);
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;
     const int b = blockIdx.y;
-    const int64_t row0 = int64_t(blockIdx.x) * kBM;
-    const int rows_valid = int(min64(kBM, geo.x.rows - row0));
+    const int64_t row0 = int64_t(blockIdx.x) * BM;
+    const int rows_valid = int(min64(BM, geo.x.rows - row0));
     const uint32_t* X = geo.x.data + b * geo.x.batch + row0 * geo.x.ld;
     const uint32_t* C = geo.c.data + b * geo.c.batch;
     const int64_t K = geo.c.rows;
@@ -76,7 +84,7 @@ __global__ void __launch_bounds__(256, 2) assign_wgmma_kernel(WgGeom wg, AssignA
         const int cv = int(min64(kWgBN, K - c0));
         unsigned char* dst = cstage + st * stage_bytes;
         const uint32_t* src = C + c0 * geo.c.ld;
-        for (int idx = tid; idx < kWgBN * kq; idx += 256) {
+        for (int idx = tid; idx < kWgBN * kq; idx += NT) {
             const int rest = idx >> 1, r = rest & (kWgBN - 1), q = ((rest >> 7) << 1) | (idx & 1);
             const bool ok = r < cv && q < geo.c.q;
             cp_async16(dst + ((r >> 3) * kq + q) * 128 + (r & 7) * 16, ok ? src + r * geo.c.ld + q * 4 : src, ok);
@@ -89,8 +97,8 @@ __global__ void __launch_bounds__(256, 2) assign_wgmma_kernel(WgGeom wg, AssignA
 
     // Prologue: the points (row-major, 16-byte chunks XOR-swizzled by row) and
     // tile 0 in group 0, tile 1 in group 1.
-    for (int idx = tid; idx < kBM * kq; idx += 256) {
-        const int rest = idx >> 1, r = rest & (kBM - 1), q = ((rest >> 7) << 1) | (idx & 1);
+    for (int idx = tid; idx < BM * kq; idx += NT) {
+        const int rest = idx >> 1, r = rest & (BM - 1), q = ((rest / BM) << 1) | (idx & 1);
         const bool ok = r < rows_valid && q < geo.x.q;
         cp_async16(xs + r * (kq * 16) + ((q ^ (r & xmask)) * 16), ok ? X + r * geo.x.ld + q * 4 : X, ok);
     }
@@ -133,7 +141,7 @@ __global__ void __launch_bounds__(256, 2) assign_wgmma_kernel(WgGeom wg, AssignA
 
         const int st = jt % kWgStages;
         const uint32_t cb = smem_addr(cstage + st * stage_bytes);
-        const uint32_t lbo = wg.swap ? kq * 128 : 128, sbo = wg.swap ? 128 : kq * 128;
+        const uint32_t lbo = 128, sbo = kq * 128;
         wg::fence();
 #pragma unroll
         for (int ks = 0; ks < NKS; ++ks)
@@ -220,10 +228,14 @@ __global__ void __launch_bounds__(256, 2) assign_wgmma_kernel(WgGeom wg, AssignA
     for (int off = 16; off > 0; off >>= 1) contrib += __shfl_down_sync(0xffffffffu, contrib, off);
     if (lane == 0) red[warp] = contrib;
     __syncthreads();
-    if (tid == 0) {
-        double s = 0;
-        for (int w = 0; w < 8; ++w) s += red[w];
-        a.partial[int64_t(b) * gridDim.x + blockIdx.x] = s;
+    // One objective partial per 128 points (kBM: the caller's partial array).
+    if (tid < NWG / 2) {
+        const int64_t slot = int64_t(blockIdx.x) * (NWG / 2) + tid;
+        if (slot * kBM < geo.x.rows) {
+            double s = 0;
+            for (int w = 8 * tid; w < 8 * tid + 8; ++w) s += red[w];
+            a.partial[int64_t(b) * stream_grid_x(geo.x.rows) + slot] = s;
+        }
     }
 #endif
 }

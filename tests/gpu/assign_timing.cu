@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <string>
 #include <cstdio>
 #include <random>
 #include <vector>
@@ -75,6 +76,37 @@ static void run_case(int64_t B, int64_t n, int64_t k, int64_t d, fk::DType dt, f
         for (size_t i = 0; i < l0.size(); ++i) diff += l0[i] != l1[i];
         fkk::launch_assign(geo, int(B), plan.math, a, 0);  // default path's labels for the update
     }
+    // Experiments: FK_TIMING_VARIANTS="NAME=VALUE,NAME=VALUE;..." times the
+    // default path again under each environment setting (f16 only).
+    if (plan.math == fkk::MathKind::f16)
+        if (const char* v = std::getenv("FK_TIMING_VARIANTS")) {
+            std::string all(v);
+            size_t p0 = 0;
+            while (p0 < all.size()) {
+                size_t p1 = all.find(';', p0);
+                if (p1 == std::string::npos) p1 = all.size();
+                const std::string set = all.substr(p0, p1 - p0);
+                std::vector<std::string> names;
+                size_t q0 = 0;
+                while (q0 < set.size()) {
+                    size_t q1 = set.find(',', q0);
+                    if (q1 == std::string::npos) q1 = set.size();
+                    const std::string kv = set.substr(q0, q1 - q0);
+                    const size_t eq = kv.find('=');
+                    if (eq != std::string::npos) {
+                        names.push_back(kv.substr(0, eq));
+                        setenv(names.back().c_str(), kv.substr(eq + 1).c_str(), 1);
+                    }
+                    q0 = q1 + 1;
+                }
+                const float t = time_it([&] { fkk::launch_assign(geo, int(B), plan.math, a, 0); });
+                std::printf("    variant %-40s %8.3f ms (%6.1f TFLOP/s) %s\n", set.c_str(), t,
+                            2.0 * B * n * k * d / (t * 1e-3) / 1e12, cudaGetErrorString(cudaGetLastError()));
+                for (auto& nm : names) unsetenv(nm.c_str());
+                p0 = p1 + 1;
+            }
+            fkk::launch_assign(geo, int(B), plan.math, a, 0);
+        }
     // Update on the same labels.
     fkd::DeviceBuffer k0(size_t(B * n) * 4), k1(size_t(B * n) * 4), v0(size_t(B * n) * 4), v1(size_t(B * n) * 4),
         tmp(fkk::sort_temp_bytes(B * n)), sums(size_t(B * k * d) * 4), ws(size_t(B * k) * 4), cnt(size_t(B * k) * 4),
