@@ -77,6 +77,28 @@ __global__ void post_process_kernel(float* c, int64_t rows, int64_t d, bool sphe
     }
 }
 
+/// Adds to *count the number of NaN/Inf among the first d elements of each row.
+template <class T>
+__global__ void count_nonfinite_kernel(const T* x, int64_t ld, int64_t bstride, int batch,
+                                       int64_t rows, int64_t d, unsigned long long* count) {
+    const int64_t total = int64_t(batch) * rows * d;
+    unsigned long long bad = 0;
+    for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total;
+         e += int64_t(gridDim.x) * blockDim.x) {
+        const int64_t r = e / d, j = e - r * d;
+        const int64_t b = r / rows, i = r - b * rows;
+        bad += !isfinite(to_float(x[b * bstride + i * ld + j]));
+    }
+    for (int off = 16; off > 0; off >>= 1) bad += __shfl_xor_sync(0xffffffffu, bad, off);
+    if ((threadIdx.x & 31) == 0 && bad) atomicAdd(count, bad);
+}
+
+__global__ void widen_labels_kernel(const int32_t* in, int64_t n, int64_t* out) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+         i += int64_t(gridDim.x) * blockDim.x)
+        out[i] = in[i];
+}
+
 template <class F>
 void dispatch(DType t, F&& f) {
     switch (t) {
@@ -112,6 +134,23 @@ void copy_rows(const RowsRef& src, const int32_t* sel, int batch, int64_t rows, 
                 static_cast<D*>(dst), dst_ld, dst_batch);
         });
     });
+    FK_CUDA_CHECK(cudaGetLastError());
+}
+
+void count_nonfinite(const RowsRef& x, int batch, int64_t rows, int64_t d,
+                     unsigned long long* count, cudaStream_t stream) {
+    if (batch * rows * d == 0) return;
+    dispatch(x.dtype, [&](auto tag) {
+        using T = decltype(tag);
+        count_nonfinite_kernel<T><<<grid_for(batch * rows * d, 256), 256, 0, stream>>>(
+            static_cast<const T*>(x.data), x.ld, x.batch, batch, rows, d, count);
+    });
+    FK_CUDA_CHECK(cudaGetLastError());
+}
+
+void widen_labels(const int32_t* in, int64_t n, int64_t* out, cudaStream_t stream) {
+    if (n == 0) return;
+    widen_labels_kernel<<<grid_for(n, 256), 256, 0, stream>>>(in, n, out);
     FK_CUDA_CHECK(cudaGetLastError());
 }
 

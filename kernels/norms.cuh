@@ -27,6 +27,14 @@ void copy_rows(const RowsRef& src, const int32_t* sel, int batch, int64_t rows, 
                void* dst, DType dst_type, int64_t dst_ld, int64_t dst_batch,
                cudaStream_t stream);
 
+/// *count += number of NaN/Inf values in the first d elements of the rows
+/// (count is a device counter the caller zeroes).
+void count_nonfinite(const RowsRef& x, int batch, int64_t rows, int64_t d,
+                     unsigned long long* count, cudaStream_t stream);
+
+/// out[i] = in[i] for n labels (the argmin kernel writes int32).
+void widen_labels(const int32_t* in, int64_t n, int64_t* out, cudaStream_t stream);
+
 /// In place on `rows` contiguous float rows of length d: spherical scales a
 /// row by 1/||row|| when its norm is positive; round applies roundf.
 void post_process_rows(float* c, int64_t rows, int64_t d, bool spherical, bool round,

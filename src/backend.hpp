@@ -78,6 +78,9 @@ void cpu_search(const ArrayView& x, const ArrayView& c, int64_t topk,
 void cuda_search(const ArrayView& x, const ArrayView& c, int64_t topk,
                  Metric metric, Precision precision, int gpu_id,
                  int64_t* labels, float* distances);
+/// Number of NaN/Inf values in a GPU array (1-, 2- or 3-dimensional, unit
+/// stride along its last dimension). Throws without the CUDA backend.
+int64_t cuda_count_nonfinite(const ArrayView& x);
 /// Number of visible CUDA devices (0 without the CUDA backend or a GPU).
 int cuda_device_count();
 /// Null when this build has no CUDA backend.

@@ -1,5 +1,6 @@
 #include "checks.hpp"
 
+#include "backend.hpp"
 #include "half.hpp"
 
 #include <cmath>
@@ -23,7 +24,13 @@ void check_data_array(const char* name, const ArrayView& x, int ndim) {
 }
 
 void check_finite(const char* name, const ArrayView& x) {
-    if (x.on_device()) return;  // checked by the device backend on load
+    if (x.on_device()) {
+        const int64_t bad = cuda_count_nonfinite(x);
+        FLASHKMEANS_CHECK(bad == 0, name, ": input contains NaN or Inf (", bad,
+                          " values, GPU array ", x.describe(),
+                          "); set check_finite=false to skip this check");
+        return;
+    }
     const bool batched = x.ndim == 3;
     const int64_t B = batched ? x.shape[0] : 1;
     const int64_t n = x.shape[x.ndim - 2 < 0 ? 0 : x.ndim - 2];

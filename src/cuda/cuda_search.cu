@@ -52,6 +52,38 @@ void cuda_search(const ArrayView& x, const ArrayView& c, int64_t topk, Metric me
     kernels::row_norms(xd.ref(), 1, n, d, xnorm.get<float>(), stream);
     kernels::row_norms(cd.ref(), 1, k, d, cnorm.get<float>(), stream);
 
+    if (topk == 1) {
+        // One nearest centroid: the fused argmin kernel (FlashAssign), not
+        // the top-k merge, which costs several times more per distance.
+        DeviceBuffer lab32(size_t(n) * 4), dist_buf, labs64,
+                partial(size_t(kernels::stream_grid_x(n)) * 8);
+        float* dist = distances && x.on_device() ? distances : nullptr;
+        if (distances && !dist) {
+            dist_buf.reset(size_t(n) * 4);
+            dist = dist_buf.get<float>();
+        }
+        kernels::StreamGeom geo;
+        geo.x = xd.operand(n, d);
+        geo.c = cd.operand(k, d);
+        kernels::AssignArgs a{xnorm.get<float>(), cnorm.get<float>(), n, k, ip,
+                              lab32.get<int32_t>(), dist, partial.get<double>()};
+        kernels::launch_assign(geo, 1, plan.math, a, stream);
+        int64_t* out = labels;
+        if (!x.on_device()) {
+            labs64.reset(size_t(n) * 8);
+            out = labs64.get<int64_t>();
+        }
+        kernels::widen_labels(lab32.get<int32_t>(), n, out, stream);
+        if (!x.on_device()) {
+            FK_CUDA_CHECK(cudaMemcpyAsync(labels, out, size_t(n) * 8, cudaMemcpyDeviceToHost, stream));
+            if (distances)
+                FK_CUDA_CHECK(cudaMemcpyAsync(distances, dist, size_t(n) * 4,
+                                              cudaMemcpyDeviceToHost, stream));
+        }
+        FK_CUDA_CHECK(cudaStreamSynchronize(stream));
+        return;
+    }
+
     const size_t cells = size_t(n * topk);
     DeviceBuffer keys_buf, labels_buf;
     float* keys = nullptr;

@@ -12,6 +12,10 @@ void cuda_search(const ArrayView&, const ArrayView&, int64_t, Metric,
     throw Error("flashkmeans was built without CUDA: device=cuda is unavailable");
 }
 
+int64_t cuda_count_nonfinite(const ArrayView&) {
+    throw Error("flashkmeans was built without CUDA: GPU arrays are unavailable");
+}
+
 int cuda_device_count() { return 0; }
 
 }  // namespace flashkmeans::detail

@@ -1,0 +1,64 @@
+#!/bin/bash
+# On the GPU machine, in one call: build everything (CUDA for sm_90a, the
+# Faiss plugin against the carried Debian libfaiss-dev in .deps/, GoogleTest
+# from the carried .gtest-src/, the Python module), run every C++ test and the
+# Python suite, then the benchmarks: our engine (bench_gpu) and flash-kmeans
+# 0.3.1 from its carried wheel, on the same card. Logs and JSON go to $OUT.
+#   carry: [".deps", ".gtest-src", ".whl"]
+#   bench/run_on_device.sh [tests] [bench] [peers] [case ...]
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${OUT:-$ROOT/gpu-out}
+mkdir -p "$OUT"
+STEPS=" ${*:-tests bench peers} "
+CASES=$(printf '%s\n' "$@" | grep -v -E '^(tests|bench|peers)$' | tr '\n' ' ')
+B=/tmp/fk-build
+J=$(nproc)
+{
+  date -u +%Y-%m-%dT%H:%M:%SZ
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  nvcc --version | tail -1
+  echo "commit: $(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo none) (+ working tree as sent)"
+} > "$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+
+if [ -d "$ROOT/.whl" ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$ROOT"/.whl/*.whl \
+    && export PYTHONPATH=/tmp/site
+fi
+t0=$SECONDS
+[[ $STEPS == *" tests "* ]] && { cmake -S "$ROOT/.gtest-src" -B /tmp/gtest-build -G Ninja -DCMAKE_INSTALL_PREFIX=/tmp/gtest -DBUILD_GMOCK=OFF \
+  && ninja -C /tmp/gtest-build install; } > "$OUT/build.log" 2>&1
+# Benchmarks alone need neither Faiss nor the test suites: build just bench_gpu.
+if [[ $STEPS == *" tests "* ]]; then
+  CFG=(-DFLASHKMEANS_BUILD_PYTHON=ON -DPython_EXECUTABLE="$(command -v python3)"
+       -DCMAKE_PREFIX_PATH="$ROOT/.deps/faiss/usr;/tmp/gtest")
+  TARGETS=()
+else
+  CFG=(-DFLASHKMEANS_BUILD_FAISS=OFF -DFLASHKMEANS_BUILD_TESTS=OFF)
+  TARGETS=(bench_gpu)
+fi
+if ! { cmake -S "$ROOT" -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLASHKMEANS_CUDA=ON \
+         -DFLASHKMEANS_CUDA_ARCHS=90a-real "${CFG[@]}" && ninja -C $B -j"$J" "${TARGETS[@]}"; } >> "$OUT/build.log" 2>&1; then
+  echo "BUILD FAILED"; grep -E "error|Error" "$OUT/build.log" | head -30; exit 1
+fi
+echo "build ok in $((SECONDS - t0)) s"
+rc=0
+if [[ $STEPS == *" tests "* ]]; then
+  t0=$SECONDS
+  (cd $B && ctest --output-on-failure --timeout 300 -j 8) > "$OUT/ctest.log" 2>&1 || rc=1
+  grep -E "tests passed|tests failed|Failed|\*\*\*" "$OUT/ctest.log" | head -20
+  grep -E "gpu +=|cpu +=" "$OUT/ctest.log"
+  PYTHONPATH=$B/python${PYTHONPATH:+:$PYTHONPATH} python3 -m pytest "$ROOT/python/tests" -q -ra \
+    -p no:cacheprovider > "$OUT/pytest.log" 2>&1 || rc=1
+  tail -3 "$OUT/pytest.log"
+  echo "tests took $((SECONDS - t0)) s"
+fi
+if [[ $STEPS == *" bench "* ]]; then
+  $B/bench/bench_gpu "$OUT/bench_flashkmeans.json" $CASES 2>&1 | tee "$OUT/bench_flashkmeans.log"
+fi
+if [[ $STEPS == *" peers "* ]]; then
+  PYTHONUNBUFFERED=1 python3 "$ROOT/bench/peers/run_flash_kmeans.py" "$OUT/bench_flash_kmeans.json" $CASES \
+    2>&1 | grep -v Warning | tee "$OUT/bench_flash_kmeans.log"
+fi
+exit $rc
