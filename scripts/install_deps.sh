@@ -2,7 +2,7 @@
 # Installs the Debian packages the build needs, once: packages already
 # present are left alone, so running this again costs nothing.
 set -euo pipefail
-pkgs=(cmake ninja-build g++ ccache libfaiss-dev libopenblas-dev libgtest-dev libomp-dev)
+pkgs=(cmake ninja-build g++ ccache libfaiss-dev libopenblas-dev libgtest-dev libomp-dev dataset-fashion-mnist)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

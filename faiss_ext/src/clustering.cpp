@@ -2,10 +2,11 @@
 
 #include <flashkmeans/kmeans.hpp>
 
+#include "engine_errors.hpp"
+#include "faiss_params.hpp"
+
 #include <faiss/IndexFlat.h>
-#include <faiss/impl/AuxIndexStructures.h>
 #include <faiss/impl/FaissAssert.h>
-#include <faiss/utils/random.h>
 
 #include <cinttypes>
 #include <cmath>
@@ -41,27 +42,11 @@ void Clustering::train(idx_t nx, const float* x, faiss::Index& index,
     for (size_t i = 0; i < size_t(nx) * d; i++)
         FAISS_THROW_IF_NOT_MSG(std::isfinite(x[i]), "input contains NaN's or Inf's");
 
-    KMeansParams p;
-    p.niter = niter;
-    p.nredo = nredo;
-    p.verbose = verbose;
-    p.spherical = spherical;
-    p.int_centroids = int_centroids;
-    p.frozen_centroids = frozen_centroids;
-    p.min_points_per_centroid = min_points_per_centroid;
-    p.max_points_per_centroid = max_points_per_centroid;
-    p.seed = seed;
-    p.metric = index.metric_type == faiss::METRIC_INNER_PRODUCT ? Metric::inner_product
-                                                                : Metric::L2;
-    p.precision = precision;
-    p.device = device;
-    p.gpu_id = gpu_id;
+    const Metric metric = index.metric_type == faiss::METRIC_INNER_PRODUCT ? Metric::inner_product
+                                                                           : Metric::L2;
+    KMeansParams p = kmeans_params(*this, metric, {device, precision, gpu_id});
     p.faiss_blas_blocking = faiss_blas_blocking;
     p.check_finite = false;  // done above, with Faiss's message
-    // Faiss's own permutation fixes subsampling and seeding.
-    p.permutation = [](int* perm, size_t n, int64_t s) { faiss::rand_perm(perm, n, s); };
-    // Interrupts (Python's Ctrl-C through Faiss's callback) stop between iterations.
-    p.on_iteration = [](int, int, const IterationStats&) { faiss::InterruptCallback::check(); };
 
     const ArrayView xv = matrix_view(x, nx, d);
     const ArrayView wv = weights ? vector_view(weights, nx) : ArrayView{};
@@ -69,13 +54,7 @@ void Clustering::train(idx_t nx, const float* x, faiss::Index& index,
     const ArrayView init = given.empty() ? ArrayView{}
                                          : matrix_view(given.data(), given.size() / d, d);
     KMeansResult res;
-    try {
-        res = fit(xv, idx_t(k), p, wv, init);
-    } catch (const faiss::FaissException&) {
-        throw;
-    } catch (const std::exception& e) {
-        FAISS_THROW_FMT("flashkmeans: %s", e.what());
-    }
+    with_faiss_errors("Clustering::train", [&] { res = fit(xv, idx_t(k), p, wv, init); });
 
     centroids = std::move(res.centroids);
     for (const IterationStats& s : res.iteration_stats[0])

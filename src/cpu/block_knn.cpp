@@ -2,6 +2,8 @@
 
 #include "cpu/blas.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -87,8 +89,12 @@ void block_knn(const float* x, const float* xn, int64_t n, const float* y,
     // them, so that a tile's cross terms are folded while still in its
     // core's cache; BLAS's own threads would write a large block to memory
     // first and read it back.
+    // Called from inside a parallel region (e.g. Faiss's IVF search calls its
+    // quantizer from several threads), the caller's threads are the
+    // parallelism: one tile stream per caller, BLAS left as it is.
     std::unique_ptr<SingleThreadedBlas> blas_guard;
-    if (!faiss_blas_blocking) blas_guard = std::make_unique<SingleThreadedBlas>();
+    if (!faiss_blas_blocking && !omp_in_parallel())
+        blas_guard = std::make_unique<SingleThreadedBlas>();
     const bool tiled = blas_guard && blas_guard->active();
     const int64_t rows_per_tile = tiled ? kRowsPerTile : kRowsPerBlock;
     const int64_t by = std::min(k, kCentroidsPerBlock);
