@@ -18,7 +18,7 @@ J=$(nproc)
   date -u +%Y-%m-%dT%H:%M:%SZ
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   nvcc --version | tail -1
-  echo "commit: $(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo none) (+ working tree as sent)"
+  echo "commit: ${FK_COMMIT:-unknown} (as sent by the caller)"
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
@@ -28,7 +28,7 @@ if [ -d "$ROOT/.whl" ]; then
 fi
 t0=$SECONDS
 [[ $STEPS == *" tests "* ]] && { cmake -S "$ROOT/.gtest-src" -B /tmp/gtest-build -G Ninja -DCMAKE_INSTALL_PREFIX=/tmp/gtest -DBUILD_GMOCK=OFF \
-  && ninja -C /tmp/gtest-build install; } > "$OUT/build.log" 2>&1
+  && ninja -C /tmp/gtest-build install; } > /tmp/fk-build.log 2>&1
 # Benchmarks alone need neither Faiss nor the test suites: build just bench_gpu.
 if [[ $STEPS == *" tests "* ]]; then
   CFG=(-DFLASHKMEANS_BUILD_PYTHON=ON -DPython_EXECUTABLE="$(command -v python3)"
@@ -39,8 +39,8 @@ else
   TARGETS=(bench_gpu)
 fi
 if ! { cmake -S "$ROOT" -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLASHKMEANS_CUDA=ON \
-         -DFLASHKMEANS_CUDA_ARCHS=90a-real "${CFG[@]}" && ninja -C $B -j"$J" "${TARGETS[@]}"; } >> "$OUT/build.log" 2>&1; then
-  echo "BUILD FAILED"; grep -E "error|Error" "$OUT/build.log" | head -30; exit 1
+         -DFLASHKMEANS_CUDA_ARCHS=90a-real "${CFG[@]}" && ninja -C $B -j"$J" "${TARGETS[@]}"; } >> /tmp/fk-build.log 2>&1; then
+  echo "BUILD FAILED"; cp /tmp/fk-build.log "$OUT/"; grep -E "error|Error" /tmp/fk-build.log | head -30; exit 1
 fi
 echo "build ok in $((SECONDS - t0)) s"
 rc=0
@@ -52,6 +52,9 @@ if [[ $STEPS == *" tests "* ]]; then
   PYTHONPATH=$B/python${PYTHONPATH:+:$PYTHONPATH} python3 -m pytest "$ROOT/python/tests" -q -ra \
     -p no:cacheprovider > "$OUT/pytest.log" 2>&1 || rc=1
   tail -3 "$OUT/pytest.log"
+  compute-sanitizer --tool memcheck --error-exitcode 9 $B/tests/gpu/flashkmeans_gpu_tests \
+    > "$OUT/memcheck.log" 2>&1 || rc=1
+  echo "memcheck (all GPU tests): $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1) $(grep -E '^\[  (PASSED|FAILED)' "$OUT/memcheck.log" | tr '\n' ' ')"
   echo "tests took $((SECONDS - t0)) s"
 fi
 if [[ $STEPS == *" bench "* ]]; then

@@ -29,7 +29,7 @@ def test_ctrl_c_stops_between_iterations():
     """SIGINT (simulated) during a long fit raises KeyboardInterrupt soon,
     and the library stays usable afterwards."""
     x = np.random.RandomState(0).randn(50000, 32).astype(np.float32)
-    km = flashkmeans.Kmeans(32, 256, niter=100000, gpu=False)
+    km = flashkmeans.Kmeans(32, 256, niter=100000, gpu=False, early_stop_threshold=-1)
     timer = threading.Timer(1.0, _thread.interrupt_main)
     timer.start()
     try:
