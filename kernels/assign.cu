@@ -3,6 +3,7 @@
 // distance per point leave the chip, plus a per-block objective sum.
 #include "kernels/stream_launch.cuh"
 #include "kernels/assign_wgmma.cuh"
+#include "kernels/assign_wgmma_tf32.cuh"
 
 #include <cstdlib>
 
@@ -156,6 +157,31 @@ void launch_assign_wgmma(const StreamGeom& geo, int batch, const AssignArgs& arg
     launch_assign_wgmma_nwg<T, kWgNwg>(wg, batch, args, stream);
 }
 
+void launch_assign_wgmma_tf32(const StreamGeom& geo, int batch, const AssignArgs& args, cudaStream_t stream) {
+    // A tf32-rounded compact copy of the centroids (B * K rows of 4 q words):
+    // the tensor cores would truncate them.
+    StreamGeom g = geo;
+    const int64_t w = int64_t(geo.c.q) * 4;
+    const size_t bytes = size_t(batch) * size_t(geo.c.rows) * size_t(w) * sizeof(uint32_t);
+    void* scratch = nullptr;
+    FK_CUDA_CHECK(cudaMallocAsync(&scratch, bytes, stream));
+    const int64_t chunks = int64_t(batch) * geo.c.rows * geo.c.q;
+    const unsigned blocks = unsigned(std::min<int64_t>((chunks + 255) / 256, 4096));
+    round_tf32_rows_kernel<<<blocks, 256, 0, stream>>>(geo.c, batch, static_cast<uint32_t*>(scratch));
+    FK_CUDA_CHECK(cudaGetLastError());
+    g.c.data = static_cast<const uint32_t*>(scratch);
+    g.c.ld = w;
+    g.c.batch = geo.c.rows * w;
+    const int nks = geo.x.q * 4 <= 64 ? 8 : 16;
+    const size_t smem = wt_smem_bytes(nks);
+    auto kernel = nks == 8 ? assign_wgmma_tf32_kernel<8> : assign_wgmma_tf32_kernel<16>;
+    FK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    const dim3 grid(unsigned((geo.x.rows + kWtBM - 1) / kWtBM), unsigned(batch));
+    kernel<<<grid, 128 * kWtNwg, smem, stream>>>(g, args);
+    FK_CUDA_CHECK(cudaGetLastError());
+    FK_CUDA_CHECK(cudaFreeAsync(scratch, stream));
+}
+
 }  // namespace
 
 void launch_assign(const StreamGeom& geo, int batch, MathKind kind, const AssignArgs& args,
@@ -172,6 +198,15 @@ void launch_assign(const StreamGeom& geo, int batch, MathKind kind, const Assign
         if (!(path && std::string(path) == "mma") && wgmma_available()) {
             if (kind == MathKind::f16) launch_assign_wgmma<__half>(geo, batch, args, stream);
             else launch_assign_wgmma<__nv_bfloat16>(geo, batch, args, stream);
+            return;
+        }
+    }
+    // tf32 on f32 rows of up to kWtMaxWords words (D <= 128), past one tile.
+    if (kind == MathKind::tf32 && geo.x.rows > 0 && geo.c.rows > 64 && batch <= 65535 &&
+        geo.x.q == geo.c.q && geo.x.q * 4 <= kWtMaxWords) {
+        const char* path = std::getenv("FK_ASSIGN_PATH");
+        if (!(path && std::string(path) == "mma") && wgmma_available()) {
+            launch_assign_wgmma_tf32(geo, batch, args, stream);
             return;
         }
     }

@@ -63,10 +63,10 @@ static void run_case(int64_t B, int64_t n, int64_t k, int64_t d, fk::DType dt, f
     };
     const float t_assign = time_it([&] { fkk::launch_assign(geo, int(B), plan.math, a, 0); });
     // The portable mma.sync kernel on the same inputs (FK_ASSIGN_PATH=mma), for
-    // f16/bf16: its time and how many labels differ from the default path.
+    // f16/bf16/tf32: its time and how many labels differ from the default path.
     float t_mma = -1.f;
     int64_t diff = 0;
-    if (plan.math == fkk::MathKind::f16 || plan.math == fkk::MathKind::bf16) {
+    if (plan.math == fkk::MathKind::f16 || plan.math == fkk::MathKind::bf16 || plan.math == fkk::MathKind::tf32) {
         std::vector<int32_t> l0(size_t(B * n)), l1(size_t(B * n));
         cudaMemcpy(l0.data(), lab.get(), l0.size() * 4, cudaMemcpyDeviceToHost);
         setenv("FK_ASSIGN_PATH", "mma", 1);
@@ -129,10 +129,19 @@ static void run_case(int64_t B, int64_t n, int64_t k, int64_t d, fk::DType dt, f
     std::printf("\n");
 }
 
-int main() {
+int main(int argc, char** argv) {
     cudaDeviceProp prop{};
     cudaGetDeviceProperties(&prop, 0);
     std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
+    if (argc > 1 && std::string(argv[1]) == "tf32") {  // the tf32 cases alone
+        run_case(1, 1 << 20, 16384, 128, fk::DType::f32, fk::Precision::tf32);  // ivf-n1M-k16384
+        run_case(1, 1 << 20, 1024, 128, fk::DType::f32, fk::Precision::tf32);
+        run_case(1, 1 << 20, 1024, 96, fk::DType::f32, fk::Precision::tf32);
+        run_case(1, 1 << 20, 1024, 64, fk::DType::f32, fk::Precision::tf32);
+        run_case(32, 75600, 1000, 128, fk::DType::f32, fk::Precision::tf32);
+        return 0;
+    }
+    run_case(1, 1 << 20, 16384, 128, fk::DType::f32, fk::Precision::tf32);  // ivf-n1M-k16384
     run_case(32, 75600, 1000, 128, fk::DType::f16, fk::Precision::automatic);  // seed-batched
     run_case(1, 1 << 20, 1024, 128, fk::DType::f16, fk::Precision::automatic);  // n1M-k1024
     run_case(1, 1 << 20, 1024, 128, fk::DType::bf16, fk::Precision::automatic);
