@@ -47,6 +47,10 @@ rc=0
 if [[ $STEPS == *" tests "* ]]; then
   t0=$SECONDS
   (cd $B && ctest --output-on-failure --timeout 300 -j 8) > "$OUT/ctest.log" 2>&1 || rc=1
+  # Streaming and the update sum in a run-dependent order: repeat them.
+  $B/tests/gpu/flashkmeans_gpu_tests --gtest_filter='Streaming.*:GpuTrainer*:CudaBackend*' \
+    --gtest_repeat=3 >> "$OUT/ctest.log" 2>&1 || rc=1
+  echo "repeat x3 (Streaming, GpuTrainer, CudaBackend): $(grep -c '^\[  PASSED  \]' "$OUT/ctest.log") passed blocks, $(grep -c '^\[  FAILED  \] [A-Z]' "$OUT/ctest.log") failures"
   grep -E "tests passed|tests failed|Failed|\*\*\*" "$OUT/ctest.log" | head -20
   grep -E "gpu +=|cpu +=" "$OUT/ctest.log"
   PYTHONPATH=$B/python${PYTHONPATH:+:$PYTHONPATH} python3 -m pytest "$ROOT/python/tests" -q -ra \

@@ -125,11 +125,13 @@ size_t sort_temp_bytes(int64_t total) {
 
 void cluster_sums(const int32_t* labels, const RowsRef& x, const float* weights, int batch,
                   int64_t n, int64_t k, int64_t d, const UpdateBuffers& buf, float* sums,
-                  float* wsum, int32_t* cnt, cudaStream_t stream) {
+                  float* wsum, int32_t* cnt, cudaStream_t stream, bool accumulate) {
     const int64_t total = int64_t(batch) * n;
-    FK_CUDA_CHECK(cudaMemsetAsync(sums, 0, sizeof(float) * batch * k * d, stream));
-    FK_CUDA_CHECK(cudaMemsetAsync(wsum, 0, sizeof(float) * batch * k, stream));
-    FK_CUDA_CHECK(cudaMemsetAsync(cnt, 0, sizeof(int32_t) * batch * k, stream));
+    if (!accumulate) {
+        FK_CUDA_CHECK(cudaMemsetAsync(sums, 0, sizeof(float) * batch * k * d, stream));
+        FK_CUDA_CHECK(cudaMemsetAsync(wsum, 0, sizeof(float) * batch * k, stream));
+        FK_CUDA_CHECK(cudaMemsetAsync(cnt, 0, sizeof(int32_t) * batch * k, stream));
+    }
     if (total == 0) return;
     const int kbits = bits_for(k);
     const int end_bit = kbits + bits_for(batch);

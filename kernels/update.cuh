@@ -32,10 +32,12 @@ struct UpdateBuffers {
 };
 
 /// Sums (B, k, d), weight sums (B, k) and counts (B, k) of the assignment
-/// `labels` (B, n). The outputs are zeroed here.
+/// `labels` (B, n) of the rows x (B, n, d). The outputs are zeroed here unless
+/// `accumulate`, which adds to them instead: the streamed fit sums one chunk
+/// of rows at a time (buf then needs room for B * n of the chunk only).
 void cluster_sums(const int32_t* labels, const RowsRef& x, const float* weights, int batch,
                   int64_t n, int64_t k, int64_t d, const UpdateBuffers& buf, float* sums,
-                  float* wsum, int32_t* cnt, cudaStream_t stream);
+                  float* wsum, int32_t* cnt, cudaStream_t stream, bool accumulate = false);
 
 /// centroids[b, j] = sums[b, j] / wsum[b, j] for j >= k_frozen and wsum > 0.
 void finalize_centroids(const float* sums, const float* wsum, int batch, int64_t k, int64_t d,

@@ -10,6 +10,12 @@
 //   sort keys/values         B n 16 + CUB temporary storage (about B n 8)
 //   centroids   B k (d 4 [master] + ld s [compute copy] + d 4 [sums] + 12)
 // Nothing of size n x k.
+//
+// Host input that does not fit the budget (KMeansParams::device_memory_budget,
+// or the free memory) is not an error: the fit then keeps the first rows of
+// every problem resident and streams the rest from host memory each
+// iteration (streaming.hpp has the plan and its memory formula). An
+// allocation that fails while the plan is set up leads to a smaller plan.
 #include "backend.hpp"
 
 #include <numeric>
@@ -19,12 +25,13 @@
 #include "kernels/update.cuh"
 #include "src/cuda/cuda_check.hpp"
 #include "src/cuda/device_data.hpp"
+#include "src/cuda/streaming.hpp"
 
 namespace flashkmeans::detail {
 
 namespace {
 
-class CudaBackend final : public Backend {
+class CudaBackend final : public Backend, public StreamingInfo {
    public:
     CudaBackend(int gpu_id, size_t budget) : dev_(gpu_id), budget_(budget) {
         DeviceGuard g(dev_);
@@ -36,9 +43,17 @@ class CudaBackend final : public Backend {
             (void)cudaGetDevice(&prev);
             (void)cudaSetDevice(dev_);
             (void)cudaStreamSynchronize(stream_);
+            streamer_.reset();
             (void)cudaStreamDestroy(stream_);
             (void)cudaSetDevice(prev);
         }
+    }
+
+    StreamingPlanInfo streaming_info() const override {
+        DeviceGuard g(dev_);
+        StreamingPlanInfo p = info_;
+        if (p.streaming) streamer_.last_pass(p.last_pass_bytes, p.last_pass_copy_ms);
+        return p;
     }
     const char* name() const override { return "cuda"; }
 
@@ -67,50 +82,64 @@ class CudaBackend final : public Backend {
                             std::to_string(N) + ")");
         const ComputePlan plan = plan_compute(x.dtype, precision);
         math_ = plan.math;
+        store_ = plan.store;
         const int64_t lds = round_up(d, elems_per_16b(plan.store));
         ldc_ = lds;
+        release_storage();
+        rows_host_ = rows;
+        src_ = host_rows(x, rows_host_, d, plan.store);
 
-        // Plan the memory first so that a fit that cannot fit fails before
-        // anything large is copied.
+        // Plan the memory first so that a fit that cannot fit fails (device
+        // input) or streams (host input) before anything large is copied.
         const size_t gx = size_t(kernels::stream_grid_x(n));
         size_t need = upload_bytes(x, B, n, d, !rows.empty(), plan.store, dev_);
         need += size_t(B * n) * (4 + 4 + (weights.empty() ? 0 : 4) + 16);
         need += kernels::sort_temp_bytes(B * n) + rows.size() * 4 + gx * B * 8;
-        need += size_t(B * k) * (size_t(d) * 8 + size_t(lds) * dtype_size(plan.store) + 12);
+        const size_t cent_bytes =
+            size_t(B * k) * (size_t(d) * 8 + size_t(lds) * dtype_size(plan.store) + 12);
+        need += cent_bytes;
         size_t free_b = 0, total_b = 0;
         FK_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-        const size_t avail = budget_ ? std::min(budget_, free_b) : free_b;
-        if (need > avail)
-            throw OutOfMemoryError("flashkmeans: the fit needs " + std::to_string(need) +
-                                   " bytes of device memory, " + std::to_string(avail) +
-                                   " available (free " + std::to_string(free_b) +
-                                   ", budget " + std::to_string(budget_) + ")");
-
-        rows_dev_.reset(rows.size() * 4);
-        if (!rows.empty())
-            FK_CUDA_CHECK(cudaMemcpyAsync(rows_dev_.get(), rows.data(), rows.size() * 4,
-                                          cudaMemcpyHostToDevice, stream_));
-        upload_rows(x, B, n, d, rows, rows_dev_.get<int32_t>(), plan.store, dev_, stream_, x_);
-
-        xnorm_.reset(size_t(B * n) * 4);
-        kernels::row_norms(x_.ref(), int(B), n, d, xnorm_.get<float>(), stream_);
-
-        weights_.release();
-        if (!weights.empty()) load_weights(weights, rows, N);
-
-        labels_.reset(size_t(B * n) * 4);
-        partial_.reset(gx * B * 8);
-        for (int i = 0; i < 2; ++i) {
-            keys_[i].reset(size_t(B * n) * 4);
-            vals_[i].reset(size_t(B * n) * 4);
+        size_t avail = budget_ ? std::min(budget_, free_b) : free_b;
+        if (need <= avail || x.on_device()) {
+            if (need > avail)
+                throw OutOfMemoryError("flashkmeans: the fit needs " + std::to_string(need) +
+                                       " bytes of device memory, " + std::to_string(avail) +
+                                       " available (free " + std::to_string(free_b) +
+                                       ", budget " + std::to_string(budget_) + ")");
+            try {
+                load_resident(x, weights, rows, N, need, avail);
+                return;
+            } catch (const OutOfMemoryError&) {
+                if (x.on_device()) throw;
+                release_storage();  // the free memory was not all usable: stream
+                FK_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+                avail = std::min(need, free_b) / 8 * 7;
+            }
+        } else if (!budget_) {
+            // "Most of the free memory": leave some for the runtime and others.
+            avail -= std::min(avail / 4, size_t(256) << 20);
         }
-        sort_temp_.reset(kernels::sort_temp_bytes(B * n));
-        cent_.reset(size_t(B * k * d) * 4);
-        ccomp_.reset(size_t(B * k * lds) * dtype_size(plan.store));
-        cnorm_.reset(size_t(B * k) * 4);
-        sums_.reset(size_t(B * k * d) * 4);
-        wsum_.reset(size_t(B * k) * 4);
-        cnt_.reset(size_t(B * k) * 4);
+        StreamShape ss;
+        ss.batch = B;
+        ss.n = n;
+        ss.d = d;
+        ss.k = k;
+        ss.row_bytes = lds * dtype_size(plan.store);
+        ss.weighted = !weights.empty();
+        ss.centroid_bytes = cent_bytes;
+        for (int attempt = 0;; ++attempt) {
+            const StreamingPlanInfo p = plan_streaming(ss, avail);  // throws when hopeless
+            try {
+                load_streamed(x, weights, rows, N, p);
+                break;
+            } catch (const OutOfMemoryError&) {
+                release_storage();
+                if (attempt >= 16) throw;
+                FK_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+                avail = std::min(avail, free_b) / 8 * 7;
+            }
+        }
         FK_CUDA_CHECK(cudaStreamSynchronize(stream_));
         centroids_dirty_ = true;
         have_labels_ = false;
@@ -123,6 +152,12 @@ class CudaBackend final : public Backend {
             if (ids[i] < 0 || ids[i] >= shape_.n)
                 throw Error("flashkmeans: gather_rows id " + std::to_string(ids[i]) +
                             " out of [0, " + std::to_string(shape_.n) + ")");
+        if (info_.streaming) {
+            // Every row is in host memory; convert it as the upload does.
+            for (int64_t i = 0; i < k_ids; ++i)
+                host_row_as_f32(src_, b, ids[i], out + i * shape_.d);
+            return;
+        }
         DeviceBuffer ids_dev(size_t(k_ids) * 4), tmp(size_t(k_ids * shape_.d) * 4);
         FK_CUDA_CHECK(cudaMemcpyAsync(ids_dev.get(), ids, size_t(k_ids) * 4,
                                       cudaMemcpyHostToDevice, stream_));
@@ -154,6 +189,7 @@ class CudaBackend final : public Backend {
         DeviceGuard g(dev_);
         const int64_t B = shape_.batch, n = shape_.n, k = shape_.k, d = shape_.d;
         prepare_centroids();
+        if (info_.streaming) return streamed_assign(obj);
         kernels::StreamGeom geo;
         geo.x = x_.operand(n, d);
         geo.c = compute_rows().operand(k, d);
@@ -179,12 +215,12 @@ class CudaBackend final : public Backend {
         DeviceGuard g(dev_);
         if (!have_labels_) throw Error("flashkmeans: update() before assign()");
         const int64_t B = shape_.batch, n = shape_.n, k = shape_.k, d = shape_.d;
-        kernels::UpdateBuffers buf{{keys_[0].get<uint32_t>(), keys_[1].get<uint32_t>()},
-                                   {vals_[0].get<int32_t>(), vals_[1].get<int32_t>()},
-                                   sort_temp_.get(), sort_temp_.size()};
-        kernels::cluster_sums(labels_.get<int32_t>(), x_.ref(), weights_.get<float>(), int(B),
-                              n, k, d, buf, sums_.get<float>(), wsum_.get<float>(),
-                              cnt_.get<int32_t>(), stream_);
+        // Streamed fits summed every segment while it was on the device
+        // (streamed_assign); the sums stay valid until the next assign.
+        if (!info_.streaming)
+            kernels::cluster_sums(labels_.get<int32_t>(), x_.ref(), weights_.get<float>(),
+                                  int(B), n, k, d, update_buffers(), sums_.get<float>(),
+                                  wsum_.get<float>(), cnt_.get<int32_t>(), stream_);
         kernels::finalize_centroids(sums_.get<float>(), wsum_.get<float>(), int(B), k, d,
                                     std::max<int64_t>(0, k_frozen), cent_.get<float>(), stream_);
         std::vector<int32_t> c32(size_t(B * k));
@@ -213,10 +249,190 @@ class CudaBackend final : public Backend {
             FK_CUDA_CHECK(cudaMemcpyAsync(l32.data(), labels_.get(), total * 4,
                                           cudaMemcpyDeviceToHost, stream_));
         FK_CUDA_CHECK(cudaStreamSynchronize(stream_));
-        for (size_t i = 0; i < total; ++i) host[i] = l32[i];
+        if (!info_.streaming) {
+            for (size_t i = 0; i < total; ++i) host[i] = l32[i];
+            return;
+        }
+        const int64_t B = shape_.batch, n = shape_.n;
+        for (const Segment& sg : segs_)
+            for (int64_t b = 0; b < B; ++b)
+                for (int64_t i = 0; i < sg.rows; ++i)
+                    host[b * n + sg.r0 + i] = l32[size_t(B * sg.r0 + b * sg.rows + i)];
     }
 
    private:
+    /// A piece of at most chunk_rows rows [r0, r0 + rows) of every problem,
+    /// resident or streamed. Per-row device arrays (labels, weights, norms)
+    /// of a streamed fit are laid out segment by segment: the segment's B x
+    /// rows block starts at B * r0, so each launch sees plain (B, rows) arrays.
+    struct Segment {
+        int64_t r0 = 0, rows = 0;
+        int64_t chunk = -1;  // streamed chunk index, -1 when resident
+        size_t poff = 0;     // its objective partials in partial_
+    };
+
+    kernels::UpdateBuffers update_buffers() {
+        return {{keys_[0].get<uint32_t>(), keys_[1].get<uint32_t>()},
+                {vals_[0].get<int32_t>(), vals_[1].get<int32_t>()},
+                sort_temp_.get(),
+                sort_temp_.size()};
+    }
+
+    void release_storage() {
+        streamer_.reset();
+        for (DeviceBuffer* b : {&rows_dev_, &xnorm_, &weights_, &labels_, &partial_, &keys_[0],
+                                &keys_[1], &vals_[0], &vals_[1], &sort_temp_, &cent_, &ccomp_,
+                                &cnorm_, &sums_, &wsum_, &cnt_})
+            b->release();
+        x_.own.release();
+        x_.data = nullptr;
+        segs_.clear();
+        info_ = StreamingPlanInfo{};
+    }
+
+    void alloc_centroid_buffers() {
+        const int64_t B = shape_.batch, k = shape_.k, d = shape_.d;
+        cent_.reset(size_t(B * k * d) * 4);
+        ccomp_.reset(size_t(B * k * ldc_) * dtype_size(store_));
+        cnorm_.reset(size_t(B * k) * 4);
+        sums_.reset(size_t(B * k * d) * 4);
+        wsum_.reset(size_t(B * k) * 4);
+        cnt_.reset(size_t(B * k) * 4);
+    }
+
+    /// All rows on the device, one segment (the in-memory fit).
+    void load_resident(const ArrayView& x, const ArrayView& weights, const std::vector<int>& rows,
+                       int64_t N, size_t need, size_t avail) {
+        const int64_t B = shape_.batch, n = shape_.n, d = shape_.d;
+        const size_t gx = size_t(kernels::stream_grid_x(n));
+        // Small buffers first: a failure here costs no copy of the data.
+        labels_.reset(size_t(B * n) * 4);
+        partial_.reset(gx * B * 8);
+        for (int i = 0; i < 2; ++i) {
+            keys_[i].reset(size_t(B * n) * 4);
+            vals_[i].reset(size_t(B * n) * 4);
+        }
+        sort_temp_.reset(kernels::sort_temp_bytes(B * n));
+        alloc_centroid_buffers();
+        xnorm_.reset(size_t(B * n) * 4);
+        rows_dev_.reset(rows.size() * 4);
+        if (!rows.empty())
+            FK_CUDA_CHECK(cudaMemcpyAsync(rows_dev_.get(), rows.data(), rows.size() * 4,
+                                          cudaMemcpyHostToDevice, stream_));
+        upload_rows(x, B, n, d, rows, rows_dev_.get<int32_t>(), store_, dev_, stream_, x_);
+        kernels::row_norms(x_.ref(), int(B), n, d, xnorm_.get<float>(), stream_);
+        if (!weights.empty()) load_weights(weights, rows, N);
+        FK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+        info_ = StreamingPlanInfo{};
+        info_.resident_rows = n;
+        info_.chunk_rows = n;
+        info_.device_bytes = need;
+        info_.available_bytes = avail;
+        centroids_dirty_ = true;
+        have_labels_ = false;
+    }
+
+    /// The first p.resident_rows rows of every problem on the device, the
+    /// rest streamed from the host array (which must outlive the fit).
+    void load_streamed(const ArrayView& x, const ArrayView& weights, const std::vector<int>& rows,
+                       int64_t N, const StreamingPlanInfo& p) {
+        const int64_t B = shape_.batch, n = shape_.n, d = shape_.d;
+        const int64_t r = p.resident_rows, C = p.chunk_rows;
+        segs_.clear();
+        size_t poff = 0;
+        auto add = [&](int64_t r0, int64_t rows_, int64_t chunk) {
+            Segment sg;
+            sg.r0 = r0;
+            sg.rows = rows_;
+            sg.chunk = chunk;
+            sg.poff = poff;
+            poff += size_t(B * kernels::stream_grid_x(rows_));
+            segs_.push_back(sg);
+        };
+        for (int64_t r0 = 0; r0 < r; r0 += C) add(r0, std::min(C, r - r0), -1);
+        for (int64_t j = 0, r0 = r; r0 < n; r0 += C, ++j) add(r0, std::min(C, n - r0), j);
+
+        // Chunk slots and staging first (the plan's largest variable part),
+        // then the per-row arrays, then the resident rows.
+        streamer_.setup(src_, x.memory == MemoryKind::pinned, B, r, n, C);
+        labels_.reset(size_t(B * n) * 4);
+        partial_.reset(poff * 8);
+        for (int i = 0; i < 2; ++i) {
+            keys_[i].reset(size_t(B * C) * 4);
+            vals_[i].reset(size_t(B * C) * 4);
+        }
+        sort_temp_.reset(kernels::sort_temp_bytes(B * C));
+        alloc_centroid_buffers();
+        xnorm_.reset(size_t(B * r) * 4);
+        if (!weights.empty()) load_weights(weights, rows, N);
+        const std::vector<int> res_rows(rows.begin(), rows.begin() + (rows.empty() ? 0 : r));
+        upload_rows(x, B, r, d, res_rows, nullptr, store_, dev_, stream_, x_);
+        for (const Segment& sg : segs_)
+            if (sg.chunk < 0)
+                kernels::row_norms(resident_segment(sg), int(B), sg.rows, d,
+                                   xnorm_.get<float>() + B * sg.r0, stream_);
+        FK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+        info_ = p;
+        info_.pinned_source = streamer_.pinned_source();
+        info_.registered_source = streamer_.registered_source();
+    }
+
+    kernels::RowsRef resident_segment(const Segment& sg) const {
+        kernels::RowsRef ref = x_.ref();
+        ref.data = static_cast<const char*>(ref.data) + sg.r0 * x_.ld * dtype_size(x_.dtype);
+        return ref;
+    }
+
+    /// Segment by segment (resident ones first, so that the copies of the
+    /// first chunks overlap their compute): FlashAssign, then the update's
+    /// sums of the segment added to the running totals while its rows are
+    /// on the device, so each streamed row crosses the bus once an iteration.
+    void streamed_assign(double* obj) {
+        const int64_t B = shape_.batch, k = shape_.k, d = shape_.d;
+        const bool ip = metric_ == Metric::inner_product;
+        FK_CUDA_CHECK(cudaMemsetAsync(sums_.get(), 0, sums_.size(), stream_));
+        FK_CUDA_CHECK(cudaMemsetAsync(wsum_.get(), 0, wsum_.size(), stream_));
+        FK_CUDA_CHECK(cudaMemsetAsync(cnt_.get(), 0, cnt_.size(), stream_));
+        const kernels::UpdateBuffers buf = update_buffers();
+        const kernels::Operand c = compute_rows().operand(k, d);
+        for (const Segment& sg : segs_) {
+            kernels::RowsRef xr;
+            const float* xn;
+            if (sg.chunk >= 0) {
+                const RowStreamer::Slot slot = streamer_.acquire(sg.chunk, stream_);
+                xr = slot.x;
+                if (!ip) kernels::row_norms(xr, int(B), sg.rows, d, slot.norms, stream_);
+                xn = slot.norms;
+            } else {
+                xr = resident_segment(sg);
+                xn = xnorm_.get<float>() + B * sg.r0;
+            }
+            int32_t* lab = labels_.get<int32_t>() + B * sg.r0;
+            const float* w = weights_.get<float>() ? weights_.get<float>() + B * sg.r0 : nullptr;
+            kernels::StreamGeom geo;
+            geo.x = make_operand(xr, sg.rows, d);
+            geo.c = c;
+            kernels::AssignArgs a{xn, cnorm_.get<float>(), sg.rows, k, ip, lab, nullptr,
+                                  partial_.get<double>() + sg.poff};
+            kernels::launch_assign(geo, int(B), math_, a, stream_);
+            kernels::cluster_sums(lab, xr, w, int(B), sg.rows, k, d, buf, sums_.get<float>(),
+                                  wsum_.get<float>(), cnt_.get<int32_t>(), stream_, true);
+            if (sg.chunk >= 0) streamer_.release(sg.chunk, stream_);
+        }
+        std::vector<double> part(partial_.size() / 8);
+        if (!part.empty())
+            FK_CUDA_CHECK(cudaMemcpyAsync(part.data(), partial_.get(), partial_.size(),
+                                          cudaMemcpyDeviceToHost, stream_));
+        FK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+        for (int64_t b = 0; b < B; ++b) obj[b] = 0;
+        for (const Segment& sg : segs_) {
+            const int64_t gx = kernels::stream_grid_x(sg.rows);
+            for (int64_t b = 0; b < B; ++b)
+                for (int64_t i = 0; i < gx; ++i) obj[b] += part[sg.poff + size_t(b * gx + i)];
+        }
+        have_labels_ = true;
+    }
+
     DType compute_type() const {
         switch (math_) {
             case kernels::MathKind::f16: return DType::f16;
@@ -261,6 +477,32 @@ class CudaBackend final : public Backend {
             throw Error("flashkmeans: weights live on another GPU than the fit");
         const int64_t s1 = wv.strides[r], s0 = wv.ndim == 2 ? wv.strides[0] : 0;
         weights_.reset(size_t(B * n) * 4);
+        if (!segs_.empty()) {
+            // Streamed fit: host copy of the whole (B, N) weights, then the
+            // selected rows in segment order.
+            std::vector<float> full(size_t(B * N));
+            const float* src = static_cast<const float*>(wv.data);
+            for (int64_t b = 0; b < B; ++b) {
+                if (wv.on_device())
+                    FK_CUDA_CHECK(cudaMemcpy2D(&full[size_t(b * N)], 4, src + b * s0,
+                                               size_t(s1) * 4, 4, size_t(N),
+                                               cudaMemcpyDeviceToHost));
+                else
+                    for (int64_t i = 0; i < N; ++i) full[size_t(b * N + i)] = src[b * s0 + i * s1];
+            }
+            std::vector<float> h(size_t(B * n));
+            for (const Segment& sg : segs_)
+                for (int64_t b = 0; b < B; ++b)
+                    for (int64_t i = 0; i < sg.rows; ++i) {
+                        const int64_t ri = sg.r0 + i;
+                        h[size_t(B * sg.r0 + b * sg.rows + i)] =
+                            full[size_t(b * N + (rows.empty() ? ri : rows[size_t(ri)]))];
+                    }
+            FK_CUDA_CHECK(cudaMemcpyAsync(weights_.get(), h.data(), h.size() * 4,
+                                          cudaMemcpyHostToDevice, stream_));
+            FK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+            return;
+        }
         if (wv.on_device()) {
             kernels::copy_rows({wv.data, DType::f32, s1, s0}, rows.empty() ? nullptr : rows_dev_.get<int32_t>(),
                                int(B), n, 1, weights_.get(), DType::f32, 1, n, stream_);
@@ -282,8 +524,14 @@ class CudaBackend final : public Backend {
     ProblemShape shape_;
     Metric metric_ = Metric::L2;
     kernels::MathKind math_ = kernels::MathKind::ffma;
+    DType store_ = DType::f32;
     int64_t ldc_ = 0;
-    DeviceRows x_;
+    DeviceRows x_;           // all rows, or the resident rows of a streamed fit
+    std::vector<int> rows_host_;
+    HostRows src_;           // the input as host rows (streamed fits read it)
+    StreamingPlanInfo info_;
+    std::vector<Segment> segs_;  // streamed fits only
+    RowStreamer streamer_;
     DeviceBuffer rows_dev_, xnorm_, weights_, labels_, partial_, keys_[2], vals_[2], sort_temp_;
     DeviceBuffer cent_, ccomp_, cnorm_, sums_, wsum_, cnt_;
     bool centroids_dirty_ = true;

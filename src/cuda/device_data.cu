@@ -3,8 +3,11 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 namespace flashkmeans::detail {
 
@@ -35,9 +38,9 @@ std::string describe_view(const ArrayView& v) {
     return s;
 }
 
-kernels::Operand DeviceRows::operand(int64_t rows, int64_t d) const {
-    const int64_t es = dtype_size(dtype);
-    return {static_cast<const uint32_t*>(data), ld * es / 4, batch * es / 4, rows,
+kernels::Operand make_operand(const kernels::RowsRef& x, int64_t rows, int64_t d) {
+    const int64_t es = dtype_size(x.dtype);
+    return {static_cast<const uint32_t*>(x.data), x.ld * es / 4, x.batch * es / 4, rows,
             int((d * es + 15) / 16)};
 }
 
@@ -94,7 +97,124 @@ void store_host(void* p, DType t, float v) {
     }
 }
 
+// Row conversions in bulk: the per-element host intrinsics of cuda_fp16.h
+// are far too slow to keep up with a PCIe copy. Both round to nearest even,
+// as __float2half_rn / __float2bfloat16_rn do.
+__attribute__((target("avx,f16c"))) void f32_to_f16_f16c(const float* s, uint16_t* d,
+                                                          int64_t n) {
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(d + j),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(s + j), _MM_FROUND_TO_NEAREST_INT));
+    for (; j < n; ++j) store_host(d + j, DType::f16, s[j]);
+}
+__attribute__((target("avx,f16c"))) void f16_to_f32_f16c(const uint16_t* s, float* d,
+                                                          int64_t n) {
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(d + j, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + j))));
+    for (; j < n; ++j) d[j] = load_host(s + j, DType::f16);
+}
+bool have_f16c() {
+    static const bool yes = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+    return yes;
+}
+void f32_to_bf16(const float* s, uint16_t* d, int64_t n) {
+    for (int64_t j = 0; j < n; ++j) {
+        uint32_t u;
+        std::memcpy(&u, &s[j], 4);
+        d[j] = (u & 0x7fffffffu) > 0x7f800000u ? uint16_t((u >> 16) | 0x40u)  // quiet NaN
+                                               : uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+}
+void bf16_to_f32(const uint16_t* s, float* d, int64_t n) {
+    for (int64_t j = 0; j < n; ++j) {
+        const uint32_t u = uint32_t(s[j]) << 16;
+        std::memcpy(&d[j], &u, 4);
+    }
+}
+
+void pack_one(const HostRows& h, const char* srow, char* drow) {
+    const int64_t es = dtype_size(h.store), ses = dtype_size(h.dtype);
+    const int64_t d = h.d;
+    auto f32s = reinterpret_cast<const float*>(srow);
+    auto u16s = reinterpret_cast<const uint16_t*>(srow);
+    if (h.dtype == h.store) {
+        std::memcpy(drow, srow, size_t(d * es));
+    } else if (h.dtype == DType::f32 && h.store == DType::f16 && have_f16c()) {
+        f32_to_f16_f16c(f32s, reinterpret_cast<uint16_t*>(drow), d);
+    } else if (h.dtype == DType::f16 && h.store == DType::f32 && have_f16c()) {
+        f16_to_f32_f16c(u16s, reinterpret_cast<float*>(drow), d);
+    } else if (h.dtype == DType::f32 && h.store == DType::bf16) {
+        f32_to_bf16(f32s, reinterpret_cast<uint16_t*>(drow), d);
+    } else if (h.dtype == DType::bf16 && h.store == DType::f32) {
+        bf16_to_f32(u16s, reinterpret_cast<float*>(drow), d);
+    } else {
+        for (int64_t j = 0; j < d; ++j)
+            store_host(drow + j * es, h.store, load_host(srow + j * ses, h.dtype));
+    }
+    std::memset(drow + d * es, 0, size_t((h.ld - d) * es));
+}
+
+/// Host threads for packing: enough to outrun a PCIe copy (a thread moves a
+/// few GB/s), few enough to leave the machine to the caller.
+int pack_threads(int64_t bytes) {
+    const int64_t hw = std::max<int64_t>(1, std::thread::hardware_concurrency());
+    const int64_t by_size = std::max<int64_t>(1, bytes / (int64_t(4) << 20));
+    return int(std::min<int64_t>({hw, int64_t(16), by_size}));
+}
+
 }  // namespace
+
+HostRows host_rows(const ArrayView& x, const std::vector<int>& rows, int64_t d, DType store) {
+    HostRows h;
+    const int r = x.ndim - 2;
+    h.data = static_cast<const char*>(x.data);
+    h.dtype = x.dtype;
+    h.src_ld = x.shape[r] > 1 ? x.strides[r] : d;
+    h.src_batch = x.ndim == 3 ? x.strides[0] : 0;
+    h.rows = &rows;
+    h.d = d;
+    h.store = store;
+    h.ld = round_up(d, elems_per_16b(store));
+    return h;
+}
+
+void pack_host_rows(const HostRows& h, int64_t b0, int64_t batch, int64_t i0, int64_t count,
+                    void* dst) {
+    const int64_t total = batch * count, rb = h.row_bytes();
+    if (total <= 0) return;
+    char* out = static_cast<char*>(dst);
+    auto work = [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+            const int64_t b = t / count;
+            pack_one(h, h.src_row(b0 + b, i0 + (t - b * count)), out + t * rb);
+        }
+    };
+    const int nt = pack_threads(total * rb);
+    if (nt == 1) return work(0, total);
+    std::vector<std::thread> pool;
+    pool.reserve(size_t(nt - 1));
+    const int64_t per = (total + nt - 1) / nt;
+    for (int w = 1; w < nt; ++w)
+        pool.emplace_back(work, std::min(total, w * per), std::min(total, (w + 1) * per));
+    work(0, std::min(total, per));
+    for (auto& t : pool) t.join();
+}
+
+void host_row_as_f32(const HostRows& h, int64_t b, int64_t i, float* out) {
+    const char* srow = h.src_row(b, i);
+    const int64_t ses = dtype_size(h.dtype);
+    for (int64_t j = 0; j < h.d; ++j) {
+        float v = load_host(srow + j * ses, h.dtype);
+        if (h.store != DType::f32) {  // round to the stored type as the device sees it
+            alignas(4) char tmp[4];
+            store_host(tmp, h.store, v);
+            v = load_host(tmp, h.store);
+        }
+        out[j] = v;
+    }
+}
 
 size_t upload_bytes(const ArrayView& x, int64_t batch, int64_t n, int64_t d, bool gathered,
                     DType store, int gpu_id) {
@@ -132,15 +252,15 @@ void upload_rows(const ArrayView& x, int64_t batch, int64_t n, int64_t d,
     }
     // Host memory: one direct copy when nothing changes, else convert/gather
     // through two pinned staging buffers so conversion overlaps the transfer.
-    const int64_t ses = dtype_size(x.dtype);
     if (!gathered && x.dtype == store && ld == d && src_ld == d && (batch == 1 || src_bs == n * d)) {
         FK_CUDA_CHECK(cudaMemcpyAsync(out.own.get(), x.data, size_t(batch * n * d * es),
                                       cudaMemcpyHostToDevice, stream));
         FK_CUDA_CHECK(cudaStreamSynchronize(stream));
         return;
     }
+    const HostRows h = host_rows(x, rows, d, store);
     const int64_t row_bytes = ld * es;
-    const int64_t stage_rows = std::max<int64_t>(1, (int64_t(16) << 20) / row_bytes);
+    const int64_t stage_rows = std::max<int64_t>(1, (int64_t(32) << 20) / row_bytes);
     void* stage[2] = {nullptr, nullptr};
     cudaEvent_t done[2] = {nullptr, nullptr};
     auto cleanup = [&] {
@@ -155,25 +275,17 @@ void upload_rows(const ArrayView& x, int64_t batch, int64_t n, int64_t d,
             FK_CUDA_CHECK(cudaEventCreateWithFlags(&done[i], cudaEventDisableTiming));
         }
         const int64_t total = batch * n;
-        const char* src = static_cast<const char*>(x.data);
         int chunk = 0;
         for (int64_t r0 = 0; r0 < total; r0 += stage_rows, ++chunk) {
             const int s = chunk & 1;
             const int64_t r1 = std::min(total, r0 + stage_rows);
             if (chunk >= 2) FK_CUDA_CHECK(cudaEventSynchronize(done[s]));
             char* dst = static_cast<char*>(stage[s]);
-            for (int64_t q = r0; q < r1; ++q) {
-                const int64_t b = q / n, i = q - b * n;
-                const int64_t si = gathered ? rows[size_t(i)] : i;
-                const char* srow = src + (b * src_bs + si * src_ld) * ses;
-                char* drow = dst + (q - r0) * row_bytes;
-                if (x.dtype == store) {
-                    std::memcpy(drow, srow, size_t(d * es));
-                } else {
-                    for (int64_t j = 0; j < d; ++j)
-                        store_host(drow + j * es, store, load_host(srow + j * ses, x.dtype));
-                }
-                std::memset(drow + d * es, 0, size_t((ld - d) * es));
+            // Flat rows r0..r1 of (batch, n), one problem's piece at a time.
+            for (int64_t q = r0; q < r1;) {
+                const int64_t b = q / n, i = q - b * n, m = std::min(r1 - q, n - i);
+                pack_host_rows(h, b, 1, i, m, dst + (q - r0) * row_bytes);
+                q += m;
             }
             FK_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(out.own.get()) + r0 * row_bytes, dst,
                                           size_t((r1 - r0) * row_bytes), cudaMemcpyHostToDevice,

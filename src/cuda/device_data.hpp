@@ -35,6 +35,9 @@ inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 /// "(2, 100, 64) f16 cuda" for error messages.
 std::string describe_view(const ArrayView& v);
 
+/// The word-addressed operand of FlashAssign over `rows` rows of x.
+kernels::Operand make_operand(const kernels::RowsRef& x, int64_t rows, int64_t d);
+
 /// Rows of B problems on the device, each n x d of `dtype`, row stride ld and
 /// problem stride batch (elements), rows padded to 16 bytes.
 struct DeviceRows {
@@ -44,7 +47,7 @@ struct DeviceRows {
     DeviceBuffer own;  // empty when the user's array is used in place
 
     kernels::RowsRef ref() const { return {data, dtype, ld, batch}; }
-    kernels::Operand operand(int64_t rows, int64_t d) const;
+    kernels::Operand operand(int64_t rows, int64_t d) const { return make_operand(ref(), rows, d); }
 };
 
 /// Checks that `x` is (N, d) (batch 1) or (B, N, d) with unit inner stride;
@@ -55,6 +58,39 @@ int64_t check_points_view(const ArrayView& x, int64_t batch, int64_t d, int gpu_
 /// Bytes of device memory upload_rows would allocate.
 size_t upload_bytes(const ArrayView& x, int64_t batch, int64_t n, int64_t d, bool gathered,
                     DType store, int gpu_id);
+
+/// A host array's rows as the device stores them: source row (b, i) is row
+/// rows[i] (or i) of problem b, converted to `store` and zero-padded to
+/// `ld` elements. Points into the caller's memory, which must outlive it.
+struct HostRows {
+    const char* data = nullptr;
+    DType dtype = DType::f32;
+    int64_t src_ld = 0, src_batch = 0;    // elements
+    const std::vector<int>* rows = nullptr;  // null or empty: no selection
+    int64_t d = 0;
+    DType store = DType::f32;
+    int64_t ld = 0;                       // stored row length in elements
+
+    int64_t row_bytes() const { return ld * dtype_size(store); }
+    bool gathered() const { return rows && !rows->empty(); }
+    /// The stored bytes of a problem's rows are the source's bytes, packed:
+    /// a plain copy (no gather, conversion, padding or row gaps).
+    bool plain() const { return !gathered() && dtype == store && ld == d && src_ld == d; }
+    const char* src_row(int64_t b, int64_t i) const {
+        const int64_t si = gathered() ? (*rows)[size_t(i)] : i;
+        return data + (b * src_batch + si * src_ld) * dtype_size(dtype);
+    }
+};
+HostRows host_rows(const ArrayView& x, const std::vector<int>& rows, int64_t d, DType store);
+
+/// Packs rows i0 .. i0+count-1 of problems b0 .. b0+batch-1 in the stored
+/// layout: dst row t is source row (b0 + t / count, i0 + t % count). Large
+/// packs are split over a few host threads.
+void pack_host_rows(const HostRows& h, int64_t b0, int64_t batch, int64_t i0, int64_t count,
+                    void* dst);
+
+/// Row (b, i) as the device stores it, widened back to float32 (d values).
+void host_row_as_f32(const HostRows& h, int64_t b, int64_t i, float* out);
 
 /// x as checked by check_points_view; rows (n of them, may be empty = all)
 /// selects the rows of every problem; rows_dev is the same list on the device
