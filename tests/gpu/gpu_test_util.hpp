@@ -75,6 +75,24 @@ inline std::vector<float> randn(size_t count, uint64_t seed, float scale = 1.f) 
     return v;
 }
 
+/// count = rows * d values: rows drawn around `centers` random centres with
+/// noise `spread`. Trainer-parity tests use it: on structureless data two
+/// exact implementations summing in different orders meet near-ties often
+/// enough for their trajectories to part, which says nothing about either.
+inline std::vector<float> clustered(int64_t rows, int64_t d, int64_t centers, uint64_t seed,
+                                    float spread = 0.15f) {
+    std::mt19937_64 g(seed);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    std::uniform_int_distribution<int64_t> pick(0, centers - 1);
+    std::vector<float> c(size_t(centers * d)), v(size_t(rows * d));
+    for (auto& e : c) e = nd(g);
+    for (int64_t i = 0; i < rows; ++i) {
+        const int64_t j = pick(g);
+        for (int64_t t = 0; t < d; ++t) v[size_t(i * d + t)] = c[size_t(j * d + t)] + spread * nd(g);
+    }
+    return v;
+}
+
 /// Values rounded to the storage type (so the reference sees what the GPU sees).
 inline std::vector<float> round_to(const std::vector<float>& v, fk::DType t) {
     std::vector<float> r(v);

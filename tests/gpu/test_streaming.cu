@@ -354,8 +354,11 @@ void check_fit(const FitCase& c, int niter, int max_off, double max_rel) {
 TEST(Streaming, FitMatchesResidentF32) {
     FK_REQUIRE_GPU();
     for (int niter : {2, 10}) {
-        const int off = niter == 2 ? 1 : 4;
-        const double rel = niter == 2 ? 1e-4 : 1e-3;
+        // One flipped label moves two centroids (the one it left, the one
+        // it joined); the update's float atomics make a flip possible even
+        // between two resident fits.
+        const int off = niter == 2 ? 2 : 8;
+        const double rel = niter == 2 ? 5e-4 : 2e-3;
         check_fit({1, fk::DType::f32, false, false}, niter, off, rel);
         check_fit({1, fk::DType::f32, true, true}, niter, off, rel);
         check_fit({2, fk::DType::f32, true, false}, niter, off, rel);
@@ -366,8 +369,11 @@ TEST(Streaming, FitMatchesResidentF32) {
 TEST(Streaming, FitMatchesResidentF16) {
     FK_REQUIRE_GPU();
     for (int niter : {2, 10}) {
-        const int off = niter == 2 ? 1 : 4;
-        const double rel = niter == 2 ? 1e-4 : 1e-3;
+        // One flipped label moves two centroids (the one it left, the one
+        // it joined); the update's float atomics make a flip possible even
+        // between two resident fits.
+        const int off = niter == 2 ? 2 : 8;
+        const double rel = niter == 2 ? 5e-4 : 2e-3;
         check_fit({1, fk::DType::f16, true, false}, niter, off, rel);
         check_fit({1, fk::DType::f16, false, true}, niter, off, rel);
         check_fit({2, fk::DType::f16, false, false}, niter, off, rel);

@@ -37,7 +37,9 @@ fk::KMeansParams params(fk::DeviceChoice dev) {
 TEST(GpuTrainer, MatchesCpuTrainerExactL2) {
     FK_REQUIRE_GPU();
     const int64_t n = 20000, d = 24, k = 64;
-    const auto x = randn(size_t(n * d), fresh_seed());
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE(seed);
+    const auto x = clustered(n, d, 2 * k, seed);
     const auto xv = view2(x.data(), n, d, fk::DType::f32);
     const auto g = fk::fit(xv, k, params(fk::DeviceChoice::cuda));
     const auto c = fk::fit(xv, k, params(fk::DeviceChoice::cpu));
@@ -50,7 +52,8 @@ TEST(GpuTrainer, MatchesCpuTrainerWeightedSubsampled) {
     FK_REQUIRE_GPU();
     const int64_t n = 9000, d = 10, k = 20;
     const uint64_t seed = fresh_seed();
-    const auto x = randn(size_t(n * d), seed);
+    SCOPED_TRACE(seed);
+    const auto x = clustered(n, d, 2 * k, seed);
     auto w = randn(size_t(n), seed + 1);
     for (auto& v : w) v = 0.5f + std::abs(v);
     auto pg = params(fk::DeviceChoice::cuda), pc = params(fk::DeviceChoice::cpu);
@@ -67,7 +70,9 @@ TEST(GpuTrainer, MatchesCpuTrainerWeightedSubsampled) {
 TEST(GpuTrainer, MatchesCpuTrainerSphericalInnerProduct) {
     FK_REQUIRE_GPU();
     const int64_t n = 8000, d = 16, k = 30;
-    auto x = randn(size_t(n * d), fresh_seed());
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE(seed);
+    auto x = clustered(n, d, 2 * k, seed);
     for (int64_t i = 0; i < n; ++i) {
         const double nr = std::sqrt(norm2(&x[size_t(i * d)], d));
         for (int64_t t = 0; t < d; ++t) x[size_t(i * d + t)] = float(x[size_t(i * d + t)] / nr);
@@ -82,7 +87,9 @@ TEST(GpuTrainer, MatchesCpuTrainerSphericalInnerProduct) {
 TEST(GpuTrainer, BatchedMatchesCpu) {
     FK_REQUIRE_GPU();
     const int64_t B = 4, n = 3000, d = 8, k = 16;
-    const auto x = randn(size_t(B * n * d), fresh_seed());
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE(seed);
+    const auto x = clustered(B * n, d, 2 * k, seed);
     const auto xv = view3(x.data(), B, n, d, fk::DType::f32);
     expect_same_run(fk::fit_batched(xv, k, params(fk::DeviceChoice::cuda)),
                     fk::fit_batched(xv, k, params(fk::DeviceChoice::cpu)), 1e-4);
