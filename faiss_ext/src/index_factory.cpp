@@ -20,7 +20,8 @@ namespace {
 bool supported_token(const std::string& token) {
     static const std::regex ok(
             "IDMap2?|(PCA|PCAW|PCAR|PCAWR)[0-9]+|OPQ[0-9]+(_[0-9]+)?|RR[0-9]+|L2norm|"
-            "IVF[0-9]+(_HNSW[0-9]+)?|Flat|PQ[0-9]+(x[0-9]+)?(np)?|SQ(4|6|8|fp16)|RFlat");
+            "IVF[0-9]+(_HNSW[0-9]+)?|Flat|PQ[0-9]+(x[0-9]+)?(np)?|SQ(4|6|8|fp16)|RFlat|"
+            "RQ[0-9]+x[0-9]+(_[0-9]+x[0-9]+)*(_N(none|float|qint8|qint4|cqint8|cqint4|lsq2x4|rq2x4))?");
     return std::regex_match(token, ok);
 }
 

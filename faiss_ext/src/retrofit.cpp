@@ -1,6 +1,11 @@
 #include <flashkmeans/faiss/retrofit.hpp>
 
+#include <flashkmeans/faiss/assign_index_factory.hpp>
 #include <flashkmeans/faiss/index_flash_flat.hpp>
+
+#include <faiss/IndexAdditiveQuantizer.h>
+#include <faiss/IndexIVFAdditiveQuantizer.h>
+#include <faiss/impl/ProductAdditiveQuantizer.h>
 
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
@@ -25,6 +30,26 @@ void for_each_ivf(faiss::Index& index, const std::function<void(faiss::IndexIVF&
         for_each_ivf(*refine->base_index, f);
     else if (auto* ivf = dynamic_cast<faiss::IndexIVF*>(&index))
         f(*ivf);
+}
+
+/// Calls f on every ResidualQuantizer reachable from `index`: residual and
+/// product-residual indexes, their IVF forms, and residual coarse quantizers.
+void for_each_rq(faiss::Index& index, const std::function<void(faiss::ResidualQuantizer&)>& f) {
+    auto product = [&](faiss::ProductResidualQuantizer& prq) {
+        for (faiss::AdditiveQuantizer* q : prq.quantizers)
+            if (auto* rq = dynamic_cast<faiss::ResidualQuantizer*>(q)) f(*rq);
+    };
+    if (auto* ipt = dynamic_cast<faiss::IndexPreTransform*>(&index)) return for_each_rq(*ipt->index, f);
+    if (auto* idmap = dynamic_cast<faiss::IndexIDMap*>(&index)) return for_each_rq(*idmap->index, f);
+    if (auto* refine = dynamic_cast<faiss::IndexRefine*>(&index)) return for_each_rq(*refine->base_index, f);
+    if (auto* r = dynamic_cast<faiss::IndexResidualQuantizer*>(&index)) return f(r->rq);
+    if (auto* r = dynamic_cast<faiss::ResidualCoarseQuantizer*>(&index)) return f(r->rq);
+    if (auto* p = dynamic_cast<faiss::IndexProductResidualQuantizer*>(&index)) return product(p->prq);
+    if (auto* ivf = dynamic_cast<faiss::IndexIVF*>(&index)) {
+        if (auto* r = dynamic_cast<faiss::IndexIVFResidualQuantizer*>(ivf)) f(r->rq);
+        if (auto* p = dynamic_cast<faiss::IndexIVFProductResidualQuantizer*>(ivf)) product(p->prq);
+        if (ivf->quantizer) for_each_rq(*ivf->quantizer, f);
+    }
 }
 
 /// Installs `q` as ivf's quantizer, owned by ivf; frees the old one if ivf
@@ -58,6 +83,11 @@ int retrofit(faiss::Index& index, const EngineOptions& engine) {
         flash->engine = engine;
         count++;
     });
+    // Residual quantizers: their k-means and beam-search assignments.
+    for_each_rq(index, [&](faiss::ResidualQuantizer& rq) {
+        rq.assign_index_factory = shared_assign_index_factory(engine);
+        count++;
+    });
     return count;
 }
 
@@ -71,6 +101,11 @@ int to_stock(faiss::Index& index) {
         flat->ntotal = flash->ntotal;
         flat->verbose = flash->verbose;
         replace_quantizer(ivf, flat);
+        count++;
+    });
+    for_each_rq(index, [&](faiss::ResidualQuantizer& rq) {
+        if (!dynamic_cast<FlashAssignIndexFactory*>(rq.assign_index_factory)) return;
+        rq.assign_index_factory = nullptr;
         count++;
     });
     return count;

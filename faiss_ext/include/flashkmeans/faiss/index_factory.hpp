@@ -19,7 +19,7 @@ namespace flashkmeans {
 /// Accepted tokens (comma separated): IDMap, IDMap2, PCA<d>, PCAW<d>,
 /// PCAR<d>, PCAWR<d>, OPQ<M>[_<d>], RR<d>, L2norm, IVF<nlist>,
 /// IVF<nlist>_HNSW<m>, Flat, PQ<M>[x<nbits>][np], SQ4, SQ6, SQ8, SQfp16,
-/// RFlat. Anything else, or a metric other than METRIC_L2 and
+/// RFlat, RQ<M>x<nbits>[_<M>x<nbits>...][_N<norm>]. Anything else, or a metric other than METRIC_L2 and
 /// METRIC_INNER_PRODUCT, throws faiss::FaissException naming it.
 /// The caller owns the returned index (delete it, as with Faiss's factory).
 faiss::Index* index_factory(int d, const char* description,

@@ -16,13 +16,18 @@ namespace flashkmeans {
 /// step of search assign on the engine. The IVF index owns the new quantizer
 /// (own_fields); an old one it owned is deleted, one it did not own is left
 /// to its owner. Quantizers already IndexFlashFlat get `engine`'s settings.
-/// Non-flat quantizers (HNSW, ...) are left alone. Returns how many IVF
-/// quantizers now run on the engine.
+/// Non-flat quantizers (HNSW, ...) are left alone. Residual quantizers
+/// (IndexResidualQuantizer, IndexIVFResidualQuantizer, product-residual
+/// ones, ResidualCoarseQuantizer) get Faiss's assign_index_factory hook set
+/// to IndexFlashFlat, so their k-means and beam-search assignments run on the
+/// engine (the codebook updates stay Faiss's). Returns how many IVF
+/// quantizers and residual quantizers now run on the engine.
 int retrofit(faiss::Index& index, const EngineOptions& engine = {});
 
 /// The inverse: IndexFlashFlat quantizers become faiss::IndexFlat with the
 /// same vectors and metric, e.g. before handing the index to code that
-/// type-checks for Faiss's classes. Returns how many were replaced.
+/// type-checks for Faiss's classes; residual quantizers lose the hook.
+/// Returns how many were replaced.
 /// (Not needed for faiss::write_index, which writes IndexFlashFlat as a
 /// plain flat index.)
 int to_stock(faiss::Index& index);
