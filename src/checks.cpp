@@ -31,20 +31,20 @@ void check_finite(const char* name, const ArrayView& x) {
                           "); set check_finite=false to skip this check");
         return;
     }
+    // x as B matrices of rows x cols; a vector is a single row.
     const bool batched = x.ndim == 3;
     const int64_t B = batched ? x.shape[0] : 1;
-    const int64_t n = x.shape[x.ndim - 2 < 0 ? 0 : x.ndim - 2];
-    const int64_t d = x.ndim >= 2 ? x.shape[x.ndim - 1] : 1;
-    const int64_t rs = x.ndim >= 2 ? x.strides[x.ndim - 2] : 1;
+    const int64_t rows = x.ndim == 1 ? 1 : x.shape[x.ndim - 2];
+    const int64_t cols = x.shape[x.ndim - 1];
+    const int64_t rs = x.ndim == 1 ? 0 : x.strides[x.ndim - 2];
     const int64_t cs = x.strides[x.ndim - 1];
     const int64_t es = dtype_size(x.dtype);
     bool bad = false;
     int64_t bad_at = -1;
     for (int64_t b = 0; b < B && !bad; b++) {
         auto base = static_cast<const char*>(x.data) + (batched ? b * x.strides[0] * es : 0);
-#pragma omp parallel for reduction(|| : bad) if (n * d > 65536)
-        for (int64_t i = 0; i < (x.ndim == 1 ? 1 : n); i++) {
-            const int64_t cols = x.ndim == 1 ? x.shape[0] : d;
+#pragma omp parallel for reduction(|| : bad) if (rows * cols > 65536)
+        for (int64_t i = 0; i < rows; i++) {
             for (int64_t j = 0; j < cols; j++) {
                 const char* e = base + (i * rs + j * cs) * es;
                 float v;
@@ -57,7 +57,7 @@ void check_finite(const char* name, const ArrayView& x) {
                 if (!std::isfinite(v)) {
                     bad = true;
 #pragma omp critical
-                    bad_at = b * n + i;
+                    bad_at = b * rows + i;
                 }
             }
         }

@@ -204,8 +204,6 @@ KMeansResult run_lloyd(Backend& backend, const LloydInputs& in,
         res.centroids = std::move(best_centroids);
         res.iteration_stats = std::move(best_stats);
         res.obj = best_obj;
-        // The backend's state should describe the returned centroids.
-        backend.set_centroids(res.centroids.data());
     } else {
         res.centroids = std::move(centroids);
         res.iteration_stats = std::move(stats);
