@@ -9,6 +9,10 @@
 #include <flashkmeans/array_view.hpp>
 #include <flashkmeans/params.hpp>
 
+namespace flashkmeans {
+class Communicator;
+}
+
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -57,7 +61,11 @@ class Backend {
     /// points when w > 0 and is left unchanged when w == 0 (the driver splits
     /// those). Frozen centroids (j < k_frozen) are untouched, their w and cnt
     /// are still reported.
-    virtual void update(int64_t k_frozen, float* w, int64_t* cnt) = 0;
+    /// comm (data-parallel fits): the per-cluster sums, weights and counts of
+    /// this rank's points are summed over the ranks before the division, so
+    /// w, cnt and the centroids are those of all ranks' points together.
+    virtual void update(int64_t k_frozen, float* w, int64_t* cnt,
+                        Communicator* comm = nullptr) = 0;
 
     /// spherical: L2-normalise each centroid; int_centroids: round to integers.
     virtual void post_process(bool spherical, bool int_centroids) = 0;
@@ -83,6 +91,10 @@ void cuda_search(const ArrayView& x, const ArrayView& c, int64_t topk,
 int64_t cuda_count_nonfinite(const ArrayView& x);
 /// Number of visible CUDA devices (0 without the CUDA backend or a GPU).
 int cuda_device_count();
+/// Copies `bytes` between host memory and GPU memory (to_device: host `src`
+/// to device `dst`), ordered on `stream` (a cudaStream_t, may be null), and
+/// waits for it. Throws without the CUDA backend.
+void cuda_copy(void* dst, const void* src, size_t bytes, bool to_device, void* stream);
 /// Null when this build has no CUDA backend.
 std::unique_ptr<Backend> make_cuda_backend(int gpu_id,
                                            size_t device_memory_budget);

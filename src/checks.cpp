@@ -9,12 +9,14 @@
 
 namespace flashkmeans::detail {
 
-void check_data_array(const char* name, const ArrayView& x, int ndim) {
-    FLASHKMEANS_CHECK(x.data != nullptr, name, ": null data pointer");
+void check_data_array(const char* name, const ArrayView& x, int ndim, int may_be_empty) {
+    const bool empty = may_be_empty >= 0 && may_be_empty < x.ndim && x.shape[may_be_empty] == 0;
+    FLASHKMEANS_CHECK(x.data != nullptr || empty, name, ": null data pointer");
     FLASHKMEANS_CHECK(x.ndim == ndim, name, ": expected ", ndim,
                       " dimensions, got ", x.describe());
     for (int i = 0; i < ndim; i++) {
-        FLASHKMEANS_CHECK(x.shape[i] > 0, name, ": dimension ", i,
+        FLASHKMEANS_CHECK(x.shape[i] > 0 || (i == may_be_empty && x.shape[i] == 0), name,
+                          ": dimension ", i,
                           " must be positive, got ", x.describe());
         FLASHKMEANS_CHECK(x.strides[i] >= 0, name,
                           ": negative strides are not supported, got ", x.describe());

@@ -22,8 +22,9 @@ template <class... Args>
         if (!(cond)) ::flashkmeans::detail::fail(__VA_ARGS__);    \
     } while (0)
 
-/// x must be non-null with `ndim` dimensions and sane strides.
-void check_data_array(const char* name, const ArrayView& x, int ndim);
+/// x must be non-null with `ndim` dimensions and sane strides. Dimension
+/// `may_be_empty` (if >= 0) may be 0 (a rank's shard without points).
+void check_data_array(const char* name, const ArrayView& x, int ndim, int may_be_empty = -1);
 
 /// Throw when a host float array holds a NaN or an infinity.
 void check_finite(const char* name, const ArrayView& x);

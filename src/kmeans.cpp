@@ -3,12 +3,11 @@
 
 #include "backend.hpp"
 #include "checks.hpp"
+#include "fit_setup.hpp"
 #include "lloyd.hpp"
 
 namespace flashkmeans {
-namespace {
-
-using detail::Backend;
+namespace detail {
 
 std::unique_ptr<Backend> choose_backend(const ArrayView& x, DeviceChoice choice,
                                         int gpu_id, size_t budget, bool faiss_blocking) {
@@ -30,22 +29,23 @@ std::unique_ptr<Backend> choose_backend(const ArrayView& x, DeviceChoice choice,
     return detail::make_cpu_backend(faiss_blocking);
 }
 
-void validate(const ArrayView& x, int64_t k, const KMeansParams& p,
-              const ArrayView& weights, const ArrayView& init, bool batched) {
+void validate_fit(const ArrayView& x, int64_t k, const KMeansParams& p,
+                  const ArrayView& weights, const ArrayView& init, bool batched, bool shard) {
     const int nd = batched ? 3 : 2;
-    detail::check_data_array("x", x, nd);
+    detail::check_data_array("x", x, nd, shard ? nd - 2 : -1);
     const int64_t B = batched ? x.shape[0] : 1;
     const int64_t n = x.shape[nd - 2], d = x.shape[nd - 1];
     FLASHKMEANS_CHECK(k > 0, "k: must be positive, got ", k);
-    FLASHKMEANS_CHECK(n >= k, "n: the number of training points (", n,
-                      ") must be at least the number of clusters k (", k, ")");
+    if (!shard)
+        FLASHKMEANS_CHECK(n >= k, "n: the number of training points (", n,
+                          ") must be at least the number of clusters k (", k, ")");
     FLASHKMEANS_CHECK(n <= INT32_MAX, "n: at most 2^31-1 points per problem, got ", n);
     FLASHKMEANS_CHECK(p.niter >= 0, "niter: must be >= 0, got ", p.niter);
     FLASHKMEANS_CHECK(p.nredo >= 1, "nredo: must be >= 1, got ", p.nredo);
     FLASHKMEANS_CHECK(p.max_points_per_centroid >= 0,
                       "max_points_per_centroid: must be >= 0, got ", p.max_points_per_centroid);
     if (!weights.empty()) {
-        detail::check_data_array("weights", weights, batched ? 2 : 1);
+        detail::check_data_array("weights", weights, batched ? 2 : 1, shard ? (batched ? 1 : 0) : -1);
         FLASHKMEANS_CHECK(weights.dtype == DType::f32, "weights: expected float32, got ",
                           weights.describe());
         FLASHKMEANS_CHECK(weights.contiguous(), "weights: must be contiguous, got ",
@@ -75,11 +75,33 @@ void validate(const ArrayView& x, int64_t k, const KMeansParams& p,
     }
 }
 
+std::vector<int> fit_gpus(const ArrayView& x, const KMeansParams& p) {
+    FLASHKMEANS_CHECK(p.num_gpus >= 0, "num_gpus: must be >= 0 (0: every visible GPU), got ",
+                      p.num_gpus);
+    if (x.on_device() || p.device == DeviceChoice::cpu || p.num_gpus == 1) return {p.gpu_id};
+    const int visible = cuda_device_count();
+    if (visible < 2) return {p.gpu_id};
+    FLASHKMEANS_CHECK(p.gpu_id >= 0 && p.gpu_id < visible, "gpu_id: ", p.gpu_id,
+                      " requested but ", visible, " CUDA device(s) are visible");
+    const int avail = visible - p.gpu_id;
+    FLASHKMEANS_CHECK(p.num_gpus <= avail, "num_gpus: ", p.num_gpus, " requested from gpu_id ",
+                      p.gpu_id, " but only ", avail, " GPU(s) are visible from there");
+    std::vector<int> gpus(size_t(p.num_gpus == 0 ? avail : p.num_gpus));
+    for (size_t i = 0; i < gpus.size(); i++) gpus[i] = p.gpu_id + int(i);
+    return gpus;
+}
+
+}  // namespace detail
+
+namespace {
+
 KMeansResult fit_impl(const ArrayView& x, int64_t k, const KMeansParams& p,
                       const ArrayView& weights, const ArrayView& init, bool batched) {
-    validate(x, k, p, weights, init, batched);
-    auto backend = choose_backend(x, p.device, p.gpu_id, p.device_memory_budget,
-                                  p.faiss_blas_blocking);
+    detail::validate_fit(x, k, p, weights, init, batched, false);
+    const std::vector<int> gpus = detail::fit_gpus(x, p);
+    if (gpus.size() > 1) return detail::fit_multi_gpu(x, k, p, weights, init, gpus);
+    auto backend = detail::choose_backend(x, p.device, p.gpu_id, p.device_memory_budget,
+                                          p.faiss_blas_blocking);
     return detail::run_lloyd(*backend, {x, weights, init, k}, p);
 }
 

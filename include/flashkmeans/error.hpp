@@ -20,4 +20,11 @@ class OutOfMemoryError : public Error {
     using Error::Error;
 };
 
+/// Thrown on the other ranks of a data-parallel fit when one rank failed
+/// (its own error says why) and aborted the communicator.
+class PeerFailure : public Error {
+   public:
+    using Error::Error;
+};
+
 }  // namespace flashkmeans

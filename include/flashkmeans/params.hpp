@@ -61,6 +61,11 @@ struct KMeansParams {
     Precision precision = Precision::automatic;
     DeviceChoice device = DeviceChoice::automatic;
     int gpu_id = 0;
+    /// GPUs that host-resident data is split over (data-parallel, one thread
+    /// and one shard per GPU, sums all-reduced through NCCL each iteration):
+    /// 0 = every visible GPU from gpu_id on, 1 = gpu_id only, m = GPUs
+    /// gpu_id .. gpu_id + m - 1. GPU arrays are fitted on their own GPU.
+    int num_gpus = 0;
     /// Reject NaN/Inf in the input (costs one pass over the data).
     bool check_finite = true;
     /// Device memory the engine may use for the resident part of the data, in

@@ -31,9 +31,9 @@ def precision(value) -> _ext.Precision:
 def device_choice(gpu, gpu_id: int = 0) -> tuple[_ext.DeviceChoice, int]:
     """Faiss's `gpu` argument as the engine's device choice.
 
-    None: the GPU when one is visible, else the CPU. False/0: the CPU.
-    True, -1 or a count n >= 1 (faiss: 'use n GPUs'): GPU `gpu_id`; the
-    engine uses one GPU."""
+    None: the GPU(s) when one is visible, else the CPU. False/0: the CPU.
+    True, -1 or a count n >= 1 (faiss: 'use n GPUs'): the GPU(s) from
+    `gpu_id` on; num_gpus() gives how many."""
     if gpu is None:
         return _ext.DeviceChoice.automatic, gpu_id
     if isinstance(gpu, (bool, int, np.integer)) and not isinstance(gpu, str):
@@ -42,6 +42,14 @@ def device_choice(gpu, gpu_id: int = 0) -> tuple[_ext.DeviceChoice, int]:
         if gpu is True or gpu == -1 or gpu >= 1:
             return _ext.DeviceChoice.cuda, gpu_id
     raise ValueError(f"gpu: expected None, False, True or a number of GPUs >= 1, got {gpu!r}")
+
+
+def num_gpus(gpu) -> int:
+    """How many GPUs a fit of host data spreads over (KMeansParams.num_gpus):
+    faiss's gpu=True/-1/None mean every visible GPU (0), gpu=n means n."""
+    if gpu is None or gpu is True or isinstance(gpu, bool) or gpu == -1:
+        return 0
+    return max(int(gpu), 1)
 
 
 def make_params(**fields) -> _ext.KMeansParams:

@@ -80,6 +80,7 @@ class ClusteringParameters:
             max_points_per_centroid=self.max_points_per_centroid, seed=self.seed,
             check_finite=self.check_input_data_for_NaNs, metric=metric,
             precision=_engine.precision(self.precision), device=device, gpu_id=gpu_id,
+            num_gpus=_engine.num_gpus(gpu),
             device_memory_budget=self.device_memory_budget,
             faiss_blas_blocking=self.faiss_blas_blocking,
             early_stop_threshold=self.early_stop_threshold)

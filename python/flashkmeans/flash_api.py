@@ -46,7 +46,8 @@ def _batch_kmeans(x, n_clusters, max_iters, tol, init_centroids, verbose, metric
     params = _engine.make_params(niter=int(max_iters), verbose=bool(verbose), seed=int(seed),
                                  metric=engine_metric, spherical=spherical,
                                  precision=_engine.precision(precision),
-                                 device=choice, gpu_id=gpu_id)
+                                 device=choice, gpu_id=gpu_id,
+                                 num_gpus=1 if str(device).startswith("cuda:") else 0)
     result = _engine.fit(x, n_clusters, params, init_centroids=init_centroids,
                          batched=True, progress=progress)
     centroids = result["centroids"]

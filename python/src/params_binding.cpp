@@ -40,6 +40,7 @@ void bind_params(nb::module_& m) {
         .def_rw("precision", &KMeansParams::precision)
         .def_rw("device", &KMeansParams::device)
         .def_rw("gpu_id", &KMeansParams::gpu_id)
+        .def_rw("num_gpus", &KMeansParams::num_gpus)
         .def_rw("check_finite", &KMeansParams::check_finite)
         .def_rw("device_memory_budget", &KMeansParams::device_memory_budget)
         .def_rw("faiss_blas_blocking", &KMeansParams::faiss_blas_blocking)

@@ -4,11 +4,14 @@
 // arithmetic allows.
 #include "backend.hpp"
 
+#include <flashkmeans/distributed.hpp>
+
 #include "cpu/block_knn.hpp"
 #include "cpu/dense_block.hpp"
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -75,13 +78,15 @@ class CpuBackend final : public Backend {
         }
     }
 
-    void update(int64_t k_frozen, float* w, int64_t* cnt) override {
-        const int64_t n = shape_.n, k = shape_.k, d = shape_.d;
-        for (int64_t b = 0; b < shape_.batch; b++) {
+    void update(int64_t k_frozen, float* w, int64_t* cnt, Communicator* comm) override {
+        const int64_t n = shape_.n, k = shape_.k, d = shape_.d, B = shape_.batch;
+        const int64_t kf = std::max<int64_t>(0, k_frozen);
+        // Sums of the non-frozen clusters of every problem: (B, k - kf, d).
+        std::vector<float> sums(size_t(B * (k - kf) * d), 0.f);
+        for (int64_t b = 0; b < B; b++) {
             const int64_t* lab = &labels_[b * n];
             const float* x = data_[b];
             const float* wt = weights_.empty() ? nullptr : &weights_[b * n];
-            float* c = &centroids_[b * k * d];
             float* wb = w + b * k;
             int64_t* cb = cnt + b * k;
             std::memset(wb, 0, sizeof(float) * k);
@@ -94,18 +99,18 @@ class CpuBackend final : public Backend {
                 cb[lab[i]]++;
                 wb[lab[i]] += wt ? wt[i] : 1.0f;
             }
-            std::vector<float> sums((k - k_frozen) * d, 0.f);
+            float* sb = &sums[size_t(b * (k - kf) * d)];
             // Each thread owns a range of clusters and scans the labels in
             // order: no atomics, and per-cluster sums in input order.
 #pragma omp parallel
             {
                 const int nt = omp_get_num_threads(), rank = omp_get_thread_num();
-                const int64_t c0 = k_frozen + (k - k_frozen) * rank / nt;
-                const int64_t c1 = k_frozen + (k - k_frozen) * (rank + 1) / nt;
+                const int64_t c0 = kf + (k - kf) * rank / nt;
+                const int64_t c1 = kf + (k - kf) * (rank + 1) / nt;
                 for (int64_t i = 0; i < n; i++) {
                     const int64_t j = lab[i];
                     if (j < c0 || j >= c1) continue;
-                    float* s = &sums[(j - k_frozen) * d];
+                    float* s = &sb[(j - kf) * d];
                     const float* xi = x + i * d;
                     if (wt) {
                         const float wi = wt[i];
@@ -115,11 +120,21 @@ class CpuBackend final : public Backend {
                     }
                 }
             }
+        }
+        if (comm) {  // all ranks' points: one sum per array
+            comm->all_reduce_sum(sums.data(), sums.size(), ReduceType::f32, false, nullptr);
+            comm->all_reduce_sum(w, size_t(B * k), ReduceType::f32, false, nullptr);
+            comm->all_reduce_sum(cnt, size_t(B * k), ReduceType::i64, false, nullptr);
+        }
+        for (int64_t b = 0; b < B; b++) {
+            const float* wb = w + b * k;
+            const float* sb = &sums[size_t(b * (k - kf) * d)];
+            float* c = &centroids_[b * k * d];
 #pragma omp parallel for
-            for (int64_t j = k_frozen; j < k; j++) {
+            for (int64_t j = kf; j < k; j++) {
                 if (wb[j] == 0) continue;  // empty: left for the driver to split
                 const float inv = 1 / wb[j];
-                const float* s = &sums[(j - k_frozen) * d];
+                const float* s = &sb[(j - kf) * d];
                 for (int64_t t = 0; t < d; t++) c[j * d + t] = s[t] * inv;
             }
         }

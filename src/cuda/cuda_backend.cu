@@ -18,6 +18,8 @@
 // allocation that fails while the plan is set up leads to a smaller plan.
 #include "backend.hpp"
 
+#include <flashkmeans/distributed.hpp>
+
 #include <numeric>
 
 #include "kernels/assign.cuh"
@@ -189,6 +191,11 @@ class CudaBackend final : public Backend, public StreamingInfo {
         DeviceGuard g(dev_);
         const int64_t B = shape_.batch, n = shape_.n, k = shape_.k, d = shape_.d;
         prepare_centroids();
+        if (n == 0) {  // a rank of a data-parallel fit that holds no point
+            for (int64_t b = 0; b < B; ++b) obj[b] = 0;
+            have_labels_ = true;
+            return;
+        }
         if (info_.streaming) return streamed_assign(obj);
         kernels::StreamGeom geo;
         geo.x = x_.operand(n, d);
@@ -211,7 +218,7 @@ class CudaBackend final : public Backend, public StreamingInfo {
         have_labels_ = true;
     }
 
-    void update(int64_t k_frozen, float* w, int64_t* cnt) override {
+    void update(int64_t k_frozen, float* w, int64_t* cnt, Communicator* comm) override {
         DeviceGuard g(dev_);
         if (!have_labels_) throw Error("flashkmeans: update() before assign()");
         const int64_t B = shape_.batch, n = shape_.n, k = shape_.k, d = shape_.d;
@@ -221,6 +228,7 @@ class CudaBackend final : public Backend, public StreamingInfo {
             kernels::cluster_sums(labels_.get<int32_t>(), x_.ref(), weights_.get<float>(),
                                   int(B), n, k, d, update_buffers(), sums_.get<float>(),
                                   wsum_.get<float>(), cnt_.get<int32_t>(), stream_);
+        if (comm) reduce_over_ranks(*comm);
         kernels::finalize_centroids(sums_.get<float>(), wsum_.get<float>(), int(B), k, d,
                                     std::max<int64_t>(0, k_frozen), cent_.get<float>(), stream_);
         std::vector<int32_t> c32(size_t(B * k));
@@ -261,6 +269,26 @@ class CudaBackend final : public Backend, public StreamingInfo {
     }
 
    private:
+    /// Data-parallel fits: the sums, weights and counts of every rank's
+    /// points, in place on the device (NCCL), or through host memory.
+    void reduce_over_ranks(Communicator& comm) {
+        const bool dev = comm.accepts_device_memory();
+        auto reduce = [&](DeviceBuffer& buf, ReduceType t) {
+            const size_t count = buf.size() / 4;
+            if (dev) {
+                comm.all_reduce_sum(buf.get(), count, t, true, stream_);
+                return;
+            }
+            std::vector<char> h(buf.size());
+            cuda_copy(h.data(), buf.get(), h.size(), false, stream_);
+            comm.all_reduce_sum(h.data(), count, t, false, nullptr);
+            cuda_copy(buf.get(), h.data(), h.size(), true, stream_);
+        };
+        reduce(sums_, ReduceType::f32);
+        reduce(wsum_, ReduceType::f32);
+        reduce(cnt_, ReduceType::i32);
+    }
+
     /// A piece of at most chunk_rows rows [r0, r0 + rows) of every problem,
     /// resident or streamed. Per-row device arrays (labels, weights, norms)
     /// of a streamed fit are laid out segment by segment: the segment's B x
@@ -546,6 +574,14 @@ std::unique_ptr<Backend> make_cuda_backend(int gpu_id, size_t device_memory_budg
         throw Error("flashkmeans: GPU " + std::to_string(gpu_id) + " requested but " +
                     std::to_string(count) + " CUDA device(s) are visible");
     return std::make_unique<CudaBackend>(gpu_id, device_memory_budget);
+}
+
+void cuda_copy(void* dst, const void* src, size_t bytes, bool to_device, void* stream) {
+    if (bytes == 0) return;
+    const auto s = static_cast<cudaStream_t>(stream);
+    FK_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes,
+                                  to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost, s));
+    FK_CUDA_CHECK(cudaStreamSynchronize(s));
 }
 
 int cuda_device_count() {

@@ -18,4 +18,8 @@ int64_t cuda_count_nonfinite(const ArrayView&) {
 
 int cuda_device_count() { return 0; }
 
+void cuda_copy(void*, const void*, size_t, bool, void*) {
+    throw Error("flashkmeans was built without CUDA: GPU buffers are unavailable");
+}
+
 }  // namespace flashkmeans::detail
