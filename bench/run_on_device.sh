@@ -4,14 +4,17 @@
 # from the carried .gtest-src/, the Python module), run every C++ test and the
 # Python suite, then the benchmarks: our engine (bench_gpu) and flash-kmeans
 # 0.3.1 from its carried wheel, on the same card. Logs and JSON go to $OUT.
+# Optional steps: faissgpu (Faiss GPU peer, from .whl/faissgpu, and the
+# same-data objective comparison), plugin (bench_faiss_plugin: IVF4096,PQ32
+# train + add and batched PQ training on this GPU).
 #   carry: [".deps", ".gtest-src", ".whl"]
-#   bench/run_on_device.sh [tests] [bench] [peers] [case ...]
+#   bench/run_on_device.sh [tests] [bench] [peers] [faissgpu] [plugin] [case ...]
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/gpu-out}
 mkdir -p "$OUT"
 STEPS=" ${*:-tests bench peers} "
-CASES=$(printf '%s\n' "$@" | grep -v -E '^(tests|bench|peers)$' | tr '\n' ' ')
+CASES=$(printf '%s\n' "$@" | grep -v -E '^(tests|bench|peers|faissgpu|plugin)$' | tr '\n' ' ')
 B=/tmp/fk-build
 J=$(nproc)
 {
@@ -26,11 +29,17 @@ if [ -d "$ROOT/.whl" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$ROOT"/.whl/*.whl \
     && export PYTHONPATH=/tmp/site
 fi
+# NCCL for the data-parallel tests: the library torch's pip packages ship.
+if [ -z "${FLASHKMEANS_NCCL_LIBRARY:-}" ]; then
+  FLASHKMEANS_NCCL_LIBRARY=$(find /opt /usr -name 'libnccl.so.2' 2>/dev/null | head -1)
+  [ -n "$FLASHKMEANS_NCCL_LIBRARY" ] && export FLASHKMEANS_NCCL_LIBRARY
+fi
+echo "NCCL: ${FLASHKMEANS_NCCL_LIBRARY:-none found}"
 t0=$SECONDS
-[[ $STEPS == *" tests "* ]] && { cmake -S "$ROOT/.gtest-src" -B /tmp/gtest-build -G Ninja -DCMAKE_INSTALL_PREFIX=/tmp/gtest -DBUILD_GMOCK=OFF \
+[[ $STEPS == *" tests "* || $STEPS == *" plugin "* || $STEPS == *" faissgpu "* ]] && { cmake -S "$ROOT/.gtest-src" -B /tmp/gtest-build -G Ninja -DCMAKE_INSTALL_PREFIX=/tmp/gtest -DBUILD_GMOCK=OFF \
   && ninja -C /tmp/gtest-build install; } > /tmp/fk-build.log 2>&1
 # Benchmarks alone need neither Faiss nor the test suites: build just bench_gpu.
-if [[ $STEPS == *" tests "* ]]; then
+if [[ $STEPS == *" tests "* || $STEPS == *" plugin "* || $STEPS == *" faissgpu "* ]]; then
   CFG=(-DFLASHKMEANS_BUILD_PYTHON=ON -DPython_EXECUTABLE="$(command -v python3)"
        -DCMAKE_PREFIX_PATH="$ROOT/.deps/faiss/usr;/tmp/gtest")
   TARGETS=()
@@ -67,5 +76,19 @@ fi
 if [[ $STEPS == *" peers "* ]]; then
   PYTHONUNBUFFERED=1 python3 "$ROOT/bench/peers/run_flash_kmeans.py" "$OUT/bench_flash_kmeans.json" $CASES \
     2>&1 | grep -v Warning | tee "$OUT/bench_flash_kmeans.log"
+fi
+if [[ $STEPS == *" faissgpu "* ]]; then
+  (
+    . "$ROOT/bench/peers/faiss_gpu_env.sh" && export PYTHONUNBUFFERED=1 &&
+    PYTHONPATH=$B/python:$PYTHONPATH python3 "$ROOT/bench/peers/objective_vs_faiss_gpu.py" \
+      "$OUT/objective_vs_faiss_gpu.json" 2>&1 | grep -v Warning | tee "$OUT/objective_vs_faiss_gpu.log"
+    python3 "$ROOT/bench/peers/run_faiss_gpu.py" "$OUT/bench_faiss_gpu.json" \
+      ${FAISSGPU_CASES:-n1M-k1024 ivf-n1M-k16384 largeD seed-batched pq-train ivf-pq} 2>&1 \
+      | tee "$OUT/bench_faiss_gpu.log"
+  ) || rc=1
+fi
+if [[ $STEPS == *" plugin "* ]]; then
+  OMP_WAIT_POLICY=PASSIVE $B/bench/bench_faiss_plugin --skip-stock --json "$OUT/faiss_plugin_h100.json" \
+    2>&1 | tee "$OUT/bench_faiss_plugin.log" || rc=1
 fi
 exit $rc

@@ -54,7 +54,7 @@ class CudaBackend final : public Backend, public StreamingInfo {
     StreamingPlanInfo streaming_info() const override {
         DeviceGuard g(dev_);
         StreamingPlanInfo p = info_;
-        if (p.streaming) streamer_.last_pass(p.last_pass_bytes, p.last_pass_copy_ms);
+        if (p.streaming) streamer_.last_pass(p);
         return p;
     }
     const char* name() const override { return "cuda"; }

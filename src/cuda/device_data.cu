@@ -6,7 +6,11 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <mutex>
 #include <thread>
 
 namespace flashkmeans::detail {
@@ -156,13 +160,132 @@ void pack_one(const HostRows& h, const char* srow, char* drow) {
     std::memset(drow + d * es, 0, size_t((h.ld - d) * es));
 }
 
+// Plain runs (no conversion) with streaming stores: 32-byte aligned
+// destination stores that bypass the cache, so the destination lines are not
+// read first and the source stays in cache.
+__attribute__((target("avx"))) void copy_nt_avx(char* dst, const char* src, size_t n) {
+    size_t head = (32 - (reinterpret_cast<uintptr_t>(dst) & 31)) & 31;
+    head = std::min(head, n);
+    std::memcpy(dst, src, head);
+    dst += head;
+    src += head;
+    n -= head;
+    size_t i = 0;
+    for (; i + 128 <= n; i += 128) {
+        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i));
+        const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i + 32));
+        const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i + 64));
+        const __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i + 96));
+        _mm256_stream_si256(reinterpret_cast<__m256i*>(dst + i), a);
+        _mm256_stream_si256(reinterpret_cast<__m256i*>(dst + i + 32), b);
+        _mm256_stream_si256(reinterpret_cast<__m256i*>(dst + i + 64), c);
+        _mm256_stream_si256(reinterpret_cast<__m256i*>(dst + i + 96), e);
+    }
+    for (; i + 32 <= n; i += 32)
+        _mm256_stream_si256(reinterpret_cast<__m256i*>(dst + i),
+                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i)));
+    std::memcpy(dst + i, src + i, n - i);
+    _mm_sfence();
+}
+void copy_run(char* dst, const char* src, size_t n) {
+    static const bool avx = __builtin_cpu_supports("avx");
+    if (avx && n >= (size_t(64) << 10)) return copy_nt_avx(dst, src, n);
+    std::memcpy(dst, src, n);
+}
+
+/// Flat rows [t0, t1) of a pack (row t = source row (b0 + t / count, i0 + t % count)).
+void pack_range(const HostRows& h, int64_t b0, int64_t i0, int64_t count, int64_t t0, int64_t t1,
+                char* out) {
+    const int64_t rb = h.row_bytes();
+    const bool plain = h.plain();
+    for (int64_t t = t0; t < t1;) {
+        const int64_t b = t / count, i = t - b * count, m = std::min(t1 - t, count - i);
+        if (plain) {
+            copy_run(out + t * rb, h.src_row(b0 + b, i0 + i), size_t(m * rb));
+        } else {
+            for (int64_t q = 0; q < m; ++q)
+                pack_one(h, h.src_row(b0 + b, i0 + i + q), out + (t + q) * rb);
+        }
+        t += m;
+    }
+}
+
 /// Host threads for packing: enough to outrun a PCIe copy (a thread moves a
 /// few GB/s), few enough to leave the machine to the caller.
-int pack_threads(int64_t bytes) {
-    const int64_t hw = std::max<int64_t>(1, std::thread::hardware_concurrency());
-    const int64_t by_size = std::max<int64_t>(1, bytes / (int64_t(4) << 20));
-    return int(std::min<int64_t>({hw, int64_t(16), by_size}));
+int pack_threads() {
+    static const int n = int(std::min<int64_t>(
+        16, std::max<int64_t>(1, std::thread::hardware_concurrency())));
+    return n;
 }
+
+}  // namespace
+
+/// Parts of one pack; claimed one at a time by pool workers and waiters.
+struct PackJob {
+    HostRows h;
+    int64_t b0 = 0, i0 = 0, count = 0, total = 0, per = 0;
+    char* out = nullptr;
+    int64_t parts = 0;
+    std::atomic<int64_t> next{0}, done{0};
+    std::mutex m;
+    std::condition_variable cv;
+
+    /// Runs one unclaimed part; false when none is left.
+    bool run_one() {
+        const int64_t p = next.fetch_add(1);
+        if (p >= parts) return false;
+        pack_range(h, b0, i0, count, p * per, std::min(total, (p + 1) * per), out);
+        if (done.fetch_add(1) + 1 == parts) {
+            std::lock_guard<std::mutex> l(m);
+            cv.notify_all();
+        }
+        return true;
+    }
+};
+
+namespace {
+
+/// The process-wide packing threads. Never destroyed (workers are detached
+/// and idle on a condition variable), so that no static destruction order
+/// can pull it away from a fit still running at exit.
+class PackPool {
+   public:
+    static PackPool& get() {
+        static PackPool* pool = new PackPool(pack_threads() - 1);
+        return *pool;
+    }
+    void submit(const std::shared_ptr<PackJob>& j) {
+        if (workers_ == 0) return;
+        {
+            std::lock_guard<std::mutex> l(m_);
+            q_.push_back(j);
+        }
+        cv_.notify_all();
+    }
+
+   private:
+    explicit PackPool(int workers) : workers_(std::max(0, workers)) {
+        for (int w = 0; w < workers_; ++w) std::thread([this] { loop(); }).detach();
+    }
+    void loop() {
+        for (;;) {
+            std::shared_ptr<PackJob> j;
+            {
+                std::unique_lock<std::mutex> l(m_);
+                cv_.wait(l, [&] { return !q_.empty(); });
+                j = q_.front();
+            }
+            while (j->run_one()) {
+            }
+            std::lock_guard<std::mutex> l(m_);
+            if (!q_.empty() && q_.front() == j) q_.pop_front();
+        }
+    }
+    int workers_;
+    std::mutex m_;
+    std::condition_variable cv_;
+    std::deque<std::shared_ptr<PackJob>> q_;
+};
 
 }  // namespace
 
@@ -180,26 +303,56 @@ HostRows host_rows(const ArrayView& x, const std::vector<int>& rows, int64_t d, 
     return h;
 }
 
+void PackTicket::wait() {
+    if (!job_) return;
+    while (job_->run_one()) {
+    }
+    {
+        std::unique_lock<std::mutex> l(job_->m);
+        job_->cv.wait(l, [&] { return job_->done.load() == job_->parts; });
+    }
+    job_.reset();
+}
+
+PackTicket pack_host_rows_async(const HostRows& h, int64_t b0, int64_t batch, int64_t i0,
+                                int64_t count, void* dst) {
+    PackTicket t;
+    const int64_t total = batch * count, rb = h.row_bytes();
+    if (total <= 0) return t;
+    auto j = std::make_shared<PackJob>();
+    j->h = h;
+    j->b0 = b0;
+    j->i0 = i0;
+    j->count = count;
+    j->total = total;
+    j->out = static_cast<char*>(dst);
+    // Parts of about 4 MiB (at most 4 a thread, so that the threads finish
+    // together), none for small packs.
+    const int64_t nt = pack_threads();
+    const int64_t parts = std::min<int64_t>(
+        {4 * nt, std::max<int64_t>(1, total * rb / (int64_t(4) << 20)), total});
+    j->per = (total + parts - 1) / parts;
+    j->parts = (total + j->per - 1) / j->per;
+    t.job_ = j;
+    if (j->parts > 1) PackPool::get().submit(j);
+    return t;
+}
+
 void pack_host_rows(const HostRows& h, int64_t b0, int64_t batch, int64_t i0, int64_t count,
                     void* dst) {
-    const int64_t total = batch * count, rb = h.row_bytes();
-    if (total <= 0) return;
-    char* out = static_cast<char*>(dst);
-    auto work = [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t) {
-            const int64_t b = t / count;
-            pack_one(h, h.src_row(b0 + b, i0 + (t - b * count)), out + t * rb);
-        }
-    };
-    const int nt = pack_threads(total * rb);
-    if (nt == 1) return work(0, total);
-    std::vector<std::thread> pool;
-    pool.reserve(size_t(nt - 1));
-    const int64_t per = (total + nt - 1) / nt;
-    for (int w = 1; w < nt; ++w)
-        pool.emplace_back(work, std::min(total, w * per), std::min(total, (w + 1) * per));
-    work(0, std::min(total, per));
-    for (auto& t : pool) t.join();
+    pack_host_rows_async(h, b0, batch, i0, count, dst).wait();
+}
+
+HostRegistrations& host_registrations() {
+    static HostRegistrations* r = new HostRegistrations();  // never destroyed (see PackPool)
+    return *r;
+}
+
+bool HostRegistrations::overlaps(const void* p, size_t bytes) const {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p), e = a + bytes;
+    for (const auto& r : ranges)
+        if (r.first < e && a < r.second) return true;
+    return false;
 }
 
 void host_row_as_f32(const HostRows& h, int64_t b, int64_t i, float* out) {
@@ -253,10 +406,18 @@ void upload_rows(const ArrayView& x, int64_t batch, int64_t n, int64_t d,
     // Host memory: one direct copy when nothing changes, else convert/gather
     // through two pinned staging buffers so conversion overlaps the transfer.
     if (!gathered && x.dtype == store && ld == d && src_ld == d && (batch == 1 || src_bs == n * d)) {
-        FK_CUDA_CHECK(cudaMemcpyAsync(out.own.get(), x.data, size_t(batch * n * d * es),
-                                      cudaMemcpyHostToDevice, stream));
-        FK_CUDA_CHECK(cudaStreamSynchronize(stream));
-        return;
+        const size_t bytes = size_t(batch * n * d * es);
+        // A pageable buffer that straddles the edge of a range another fit
+        // page-locked is refused by cudaMemcpy: such uploads are packed
+        // instead, and no fit registers while a pageable copy runs.
+        std::unique_lock<std::mutex> lock(host_registrations().m, std::defer_lock);
+        if (x.memory != MemoryKind::pinned) lock.lock();
+        if (!lock.owns_lock() || !host_registrations().overlaps(x.data, bytes)) {
+            FK_CUDA_CHECK(cudaMemcpyAsync(out.own.get(), x.data, bytes, cudaMemcpyHostToDevice,
+                                          stream));
+            FK_CUDA_CHECK(cudaStreamSynchronize(stream));
+            return;
+        }
     }
     const HostRows h = host_rows(x, rows, d, store);
     const int64_t row_bytes = ld * es;

@@ -10,7 +10,10 @@
 #include <flashkmeans/params.hpp>
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/assign.cuh"
@@ -83,11 +86,62 @@ struct HostRows {
 };
 HostRows host_rows(const ArrayView& x, const std::vector<int>& rows, int64_t d, DType store);
 
+struct PackJob;
+
+/// Packing work running on the process-wide pool of host threads (started on
+/// first use: min(hardware threads, 16) - 1 workers that live as long as the
+/// process). A default-constructed ticket is complete. wait() returns once
+/// the work is done, doing the parts no worker has started on the calling
+/// thread meanwhile; the destructor waits too, so a ticket never outlives
+/// the memory its work reads or writes unless it is moved out.
+class PackTicket {
+   public:
+    PackTicket() = default;
+    PackTicket(PackTicket&&) noexcept = default;
+    PackTicket& operator=(PackTicket&& o) noexcept {
+        if (this != &o) {
+            wait();
+            job_ = std::move(o.job_);
+        }
+        return *this;
+    }
+    PackTicket(const PackTicket&) = delete;
+    PackTicket& operator=(const PackTicket&) = delete;
+    ~PackTicket() { wait(); }
+
+    bool pending() const { return job_ != nullptr; }
+    void wait();
+
+   private:
+    friend PackTicket pack_host_rows_async(const HostRows&, int64_t, int64_t, int64_t, int64_t,
+                                           void*);
+    std::shared_ptr<PackJob> job_;
+};
+
 /// Packs rows i0 .. i0+count-1 of problems b0 .. b0+batch-1 in the stored
-/// layout: dst row t is source row (b0 + t / count, i0 + t % count). Large
-/// packs are split over a few host threads.
+/// layout: dst row t is source row (b0 + t / count, i0 + t % count), on the
+/// pool's threads; returns at once. `h` is copied, the memory it points to
+/// (and h.rows) must stay valid until the ticket is complete. Rows that are
+/// a plain copy of the source are moved in contiguous runs with streaming
+/// (non-temporal) stores: the destination is usually pinned staging memory
+/// read next by the copy engine, so there is no point caching it.
+PackTicket pack_host_rows_async(const HostRows& h, int64_t b0, int64_t batch, int64_t i0,
+                                int64_t count, void* dst);
+
+/// The same, returning when done (the calling thread works too).
 void pack_host_rows(const HostRows& h, int64_t b0, int64_t batch, int64_t i0, int64_t count,
                     void* dst);
+
+/// Host ranges page-locked by fits of this process (cudaHostRegister of a
+/// streamed range, see RowStreamer), with the mutex that guards them. A fit
+/// registers under it; a pageable copy that must not straddle another fit's
+/// registration checks and copies under it.
+struct HostRegistrations {
+    std::mutex m;
+    std::vector<std::pair<uintptr_t, uintptr_t>> ranges;  // [lo, hi)
+    bool overlaps(const void* p, size_t bytes) const;     // call with m held
+};
+HostRegistrations& host_registrations();
 
 /// Row (b, i) as the device stores it, widened back to float32 (d values).
 void host_row_as_f32(const HostRows& h, int64_t b, int64_t i, float* out);

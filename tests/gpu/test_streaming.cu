@@ -16,7 +16,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <numeric>
+#include <string>
 #include <thread>
+
+#include <unistd.h>
 
 #include "src/cuda/streaming.hpp"
 
@@ -177,9 +180,30 @@ void check_step(const StepCase& c) {
         ASSERT_NEAR(s.w[j], r.w[j], 1e-5 * (1 + std::abs(r.w[j])));
     for (size_t e = 0; e < r.cent.size(); ++e)
         ASSERT_NEAR(s.cent[e], r.cent[e], 2e-5 * (1 + std::abs(r.cent[e]))) << "element " << e;
-    // The whole streamed range went through the copy engine once.
-    EXPECT_GT(info_of(*be).last_pass_bytes, 0);
+    // Copies: the first pass brought every non-resident row (the cached
+    // chunks for good), a second pass only the streamed chunks, with the
+    // same labels.
+    EXPECT_GT(info.cached_chunks, 0) << "budget shares this size keep chunks cached";
+    const int64_t rb = fkd::round_up(d, fkd::elems_per_16b(plan.store)) * fk::dtype_size(plan.store);
+    const int64_t r_rows = info.resident_rows;
+    const int64_t streamed = n - r_rows - fkd::cached_rows(n, r_rows, info.chunk_rows);
+    EXPECT_EQ(info_of(*be).last_pass_bytes, double(c.B * (n - r_rows) * rb));
     EXPECT_GT(info_of(*be).last_pass_copy_ms, 0);
+    be->set_centroids(s.seeds.data());
+    ref->set_centroids(r.seeds.data());
+    std::vector<double> o1(size_t(c.B)), o2(size_t(c.B));
+    be->assign(o1.data());
+    ref->assign(o2.data());
+    std::vector<int64_t> l1(size_t(c.B * n)), l2(size_t(c.B * n));
+    be->get_labels(l1.data());
+    ref->get_labels(l2.data());
+    ASSERT_EQ(l1, r.labels) << "second pass (cached chunks from the device)";
+    ASSERT_EQ(l2, r.labels);
+    for (int64_t b = 0; b < c.B; ++b)
+        EXPECT_NEAR(o1[size_t(b)], o2[size_t(b)], 1e-10 * std::abs(o2[size_t(b)]) + 1e-6);
+    const auto again = info_of(*be);
+    EXPECT_EQ(again.last_pass_bytes, double(c.B * streamed * rb));
+    if (streamed > 0) EXPECT_GT(again.last_pass_copy_ms, 0);
 }
 
 TEST(Streaming, StepEqualsResidentF32) {
@@ -268,6 +292,119 @@ TEST(Streaming, AllocationFailureGivesSmallerPlan) {
     const Step a = step(*first, 1, N, k, d, ids), b = step(*be, 1, N, k, d, ids);
     EXPECT_EQ(a.labels, b.labels);
     EXPECT_EQ(a.cnt, b.cnt);
+}
+
+/// Sets an environment variable for a scope.
+struct ScopedEnv {
+    std::string name, old;
+    bool had;
+    ScopedEnv(const char* n, const char* v) : name(n) {
+        const char* o = std::getenv(n);
+        had = o != nullptr;
+        if (had) old = o;
+        setenv(n, v, 1);
+    }
+    ~ScopedEnv() {
+        if (had)
+            setenv(name.c_str(), old.c_str(), 1);
+        else
+            unsetenv(name.c_str());
+    }
+};
+
+bool page_locked(const void* p) {
+    cudaPointerAttributes a{};
+    if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    return a.type == cudaMemoryTypeHost;
+}
+
+TEST(Streaming, RegistrationLastsAsLongAsTheFit) {
+    FK_REQUIRE_GPU();
+    ScopedEnv reg("FLASHKMEANS_STREAM_REGISTER", "1");  // small array: force it
+    const int64_t B = 2, N = 5000, d = 32, k = 50;
+    const Input in = make_input(B, N, d, fk::DType::f32, fresh_seed());
+    std::vector<int> ids(static_cast<size_t>(k));
+    for (int64_t j = 0; j < k; ++j) ids[size_t(j)] = int(j * 97);
+    auto ref = fkd::make_cuda_backend(0, 0);
+    ref->load(in.view(), {}, {}, {B, N, d, k}, fk::Metric::L2, fk::Precision::exact);
+    const Step r = step(*ref, B, N, k, d, ids);
+    const size_t budget = budget_for(B, N, d, k, fk::DType::f32, false, 0.25);
+    const char* mid = reinterpret_cast<const char*>(in.x32.data() + in.x32.size() * 3 / 4);
+
+    auto be = fkd::make_cuda_backend(0, budget);
+    be->load(in.view(), {}, {}, {B, N, d, k}, fk::Metric::L2, fk::Precision::exact);
+    const auto info = info_of(*be);
+    ASSERT_TRUE(info.streaming);
+    EXPECT_TRUE(info.registered_source);
+    EXPECT_TRUE(info.pinned_source);
+    EXPECT_TRUE(page_locked(mid));
+    const Step s = step(*be, B, N, k, d, ids);
+    EXPECT_EQ(s.labels, r.labels);
+    EXPECT_EQ(s.cnt, r.cnt);
+    for (int64_t b = 0; b < B; ++b)
+        EXPECT_NEAR(s.obj[size_t(b)], r.obj[size_t(b)], 1e-12 * r.obj[size_t(b)]);
+
+    {   // A second fit of the same array meanwhile must not copy on the strength
+        // of the first one's registration (which ends first): it packs.
+        auto be2 = fkd::make_cuda_backend(0, budget);
+        be2->load(in.view(), {}, {}, {B, N, d, k}, fk::Metric::L2, fk::Precision::exact);
+        const auto info2 = info_of(*be2);
+        EXPECT_FALSE(info2.registered_source);
+        EXPECT_FALSE(info2.pinned_source);
+        be.reset();  // the first fit ends before the second
+        EXPECT_FALSE(page_locked(mid));
+        const Step s2 = step(*be2, B, N, k, d, ids);
+        EXPECT_EQ(s2.labels, r.labels);
+        EXPECT_EQ(s2.cnt, r.cnt);
+    }
+    // After a fit (also through fit()), nothing of the array stays page-locked:
+    // the user may register (or free) it.
+    fk::KMeansParams p;
+    p.device = fk::DeviceChoice::cuda;
+    p.device_memory_budget = budget_for(B, N, d, 40, fk::DType::f32, false, 0.25);
+    p.niter = 3;
+    p.precision = fk::Precision::exact;
+    (void)fk::fit_batched(in.view(), 40, p);
+    EXPECT_FALSE(page_locked(mid));
+    const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+    void* base = reinterpret_cast<void*>((uintptr_t(in.x32.data()) + page - 1) / page * page);
+    ASSERT_EQ(cudaHostRegister(base, page * 4, cudaHostRegisterDefault), cudaSuccess);
+    EXPECT_TRUE(page_locked(base));
+    ASSERT_EQ(cudaHostUnregister(base), cudaSuccess);
+}
+
+TEST(Streaming, ConcurrentPackedFits) {
+    FK_REQUIRE_GPU();
+    ScopedEnv reg("FLASHKMEANS_STREAM_REGISTER", "0");  // every chunk packed by the pool
+    const int64_t N = 6000, d = 36, k = 70;
+    std::vector<Input> ins;
+    std::vector<Step> refs;
+    std::vector<int> ids(static_cast<size_t>(k));
+    for (int64_t j = 0; j < k; ++j) ids[size_t(j)] = int((j * 7919) % N);
+    for (int t = 0; t < 3; ++t) {
+        ins.push_back(make_input(1, N, d, fk::DType::f32, fresh_seed() + uint64_t(t)));
+        auto ref = fkd::make_cuda_backend(0, 0);
+        ref->load(ins.back().view(), {}, {}, {1, N, d, k}, fk::Metric::L2, fk::Precision::exact);
+        refs.push_back(step(*ref, 1, N, k, d, ids));
+    }
+    const size_t budget = budget_for(1, N, d, k, fk::DType::f32, false, 0.3);
+    std::vector<Step> got(3);
+    std::vector<std::thread> th;
+    for (int t = 0; t < 3; ++t)
+        th.emplace_back([&, t] {
+            auto be = fkd::make_cuda_backend(0, budget);
+            be->load(ins[size_t(t)].view(), {}, {}, {1, N, d, k}, fk::Metric::L2,
+                     fk::Precision::exact);
+            for (int rep = 0; rep < 3; ++rep) got[size_t(t)] = step(*be, 1, N, k, d, ids);
+        });
+    for (auto& x : th) x.join();
+    for (int t = 0; t < 3; ++t) {
+        EXPECT_EQ(got[size_t(t)].labels, refs[size_t(t)].labels) << "fit " << t;
+        EXPECT_EQ(got[size_t(t)].cnt, refs[size_t(t)].cnt) << "fit " << t;
+    }
 }
 
 // ---- Whole fits: streamed vs resident, same seed ----
@@ -495,10 +632,11 @@ TEST(Streaming, DISABLED_Timing) {
         const size_t budget = budget_for(1, N, d, k, store, false, 0.5);
         auto report = [&](const char* what, const Timed& t) {
             const double gbs = t.info.last_pass_bytes / (t.info.last_pass_copy_ms * 1e-3) / 1e9;
-            std::printf("  %-24s %7.1f ms/iter (%.2fx resident), H2D %.2f GB in %.1f ms = %.1f "
-                        "GB/s (%.0f%% of pinned)\n",
+            std::printf("  %-24s %7.1f ms/iter (%.2fx resident), H2D %.2f GB in %.1f ms of "
+                        "copies = %.1f GB/s (%.0f%% of pinned), %lld of %lld chunks cached\n",
                         what, t.ms_iter, t.ms_iter / r.ms_iter, t.info.last_pass_bytes / 1e9,
-                        t.info.last_pass_copy_ms, gbs, 100 * gbs / pinned_gbs);
+                        t.info.last_pass_copy_ms, gbs, 100 * gbs / pinned_gbs,
+                        (long long)t.info.cached_chunks, (long long)t.info.chunks);
             EXPECT_NEAR(t.obj0, r.obj0, 1e-9 * r.obj0) << what << ": first iteration";
         };
         if (prec == fk::Precision::tf32) {
