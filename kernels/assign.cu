@@ -14,6 +14,9 @@ namespace flashkmeans::kernels {
 template <class Math>
 struct ArgminEpi {
     using Args = AssignArgs;
+    /// finish() reuses the pipeline's shared memory for its row reduction.
+    static constexpr size_t kFinishSmem =
+            size_t(kBM) * Math::OWNERS * (sizeof(float) + sizeof(int)) + sizeof(double) * (kBM / 32);
     const Args& a;
     int b;
     int64_t row0;

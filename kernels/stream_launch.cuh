@@ -19,7 +19,9 @@ constexpr int kMaxResidentWords = 128;
 template <class Math, class Epi, bool XRES, int BKW>
 void launch_stream_variant(const StreamGeom& geo, int batch, const typename Epi::Args& args,
                            size_t epi_smem, cudaStream_t stream) {
-    const size_t smem = stream_smem_bytes(XRES, geo.nk, BKW) + epi_smem;
+    // The epilogue's own region starts after the pipeline's; its finish()
+    // may reuse the pipeline's buffers, which must then be large enough.
+    const size_t smem = std::max(stream_smem_bytes(XRES, geo.nk, BKW), Epi::kFinishSmem) + epi_smem;
     int dev = 0, optin = 0;
     FK_CUDA_CHECK(cudaGetDevice(&dev));
     FK_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
@@ -44,12 +46,17 @@ void launch_stream(const StreamGeom& geo_in, int batch, MathKind kind, const Arg
     StreamGeom geo = geo_in;
     const int words = geo.x.q * 4;
     const bool wide = words >= 64;
-    geo.nk = wide ? (words + 63) / 64 : (words + 31) / 32;
+    // Rows of at most 8 words (D <= 8 in f32, 16 in f16/bf16: PQ sub-spaces)
+    // take 8-word chunks: a 32-word chunk would be mostly zero padding.
+    const bool narrow = words <= 8;
+    geo.nk = wide ? (words + 63) / 64 : narrow ? 1 : (words + 31) / 32;
     const bool xres = words <= kMaxResidentWords;
 #define FK_VARIANTS(MATH)                                                                        \
     if (wide) {                                                                                  \
         if (xres) launch_stream_variant<MATH, Epi<MATH>, true, 64>(geo, batch, args, epi_smem, stream); \
         else launch_stream_variant<MATH, Epi<MATH>, false, 64>(geo, batch, args, epi_smem, stream);     \
+    } else if (narrow) {                                                                         \
+        launch_stream_variant<MATH, Epi<MATH>, true, 8>(geo, batch, args, epi_smem, stream);            \
     } else {                                                                                     \
         launch_stream_variant<MATH, Epi<MATH>, true, 32>(geo, batch, args, epi_smem, stream);           \
     }

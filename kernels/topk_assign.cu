@@ -45,6 +45,7 @@ __device__ float insert_sorted(float* L, int64_t* I, int topk, float v, int64_t 
 template <class Math>
 struct TopkEpi {
     using Args = TopkArgs;
+    static constexpr size_t kFinishSmem = 0;  // finish() is empty
     const Args& a;
     int64_t row0;
     int rows_valid;

@@ -11,7 +11,7 @@ namespace flashkmeans::kernels {
 
 namespace {
 
-constexpr int kSeg = 64;        // sorted points per warp
+constexpr int kSeg = 256;       // sorted points per warp (one atomic add per cluster run in it)
 constexpr int kColsPerLane = 4; // columns a lane sums per pass over the segment
 constexpr int kWarps = 8;
 
@@ -77,7 +77,7 @@ __global__ void __launch_bounds__(kWarps * 32)
                 flush(cur);
                 cur = kk;
             }
-            const int64_t b = v / n, i = v - b * n;
+            const int64_t b = int64_t(kk >> kbits), i = int64_t(v) - b * n;  // no 64-bit divide
             const T* row = x + b * bstride + i * ld;
 #pragma unroll
             for (int c = 0; c < kColsPerLane; ++c) {
@@ -89,6 +89,90 @@ __global__ void __launch_bounds__(kWarps * 32)
         }
         flush(cur);
     }
+}
+
+// Small k x d: a block sums a range of points of one problem into a copy of
+// the problem's sums in shared memory (shared atomics, no sort), then adds
+// that copy to the global sums once. Threads walk the rows' elements in
+// 16-byte vectors (VEC elements) where rows allow it.
+constexpr int kSmallThreads = 256;
+constexpr size_t kSmallMaxSmem = size_t(96) << 10;
+
+template <class T, int VEC>
+__global__ void __launch_bounds__(kSmallThreads)
+    small_sums_kernel(const int32_t* labels, int64_t n, int64_t k, const T* x, int64_t ld,
+                      int64_t bstride, int d, const float* weights, int chunk, float* sums,
+                      float* wsum, int32_t* cnt) {
+    extern __shared__ float sm[];
+    const int kd = int(k) * d;
+    float* s_sum = sm;
+    float* s_w = sm + kd;
+    int* s_cnt = reinterpret_cast<int*>(s_w + k);
+    for (int i = threadIdx.x; i < kd + 2 * int(k); i += kSmallThreads) sm[i] = 0.f;
+    __syncthreads();
+    const int b = blockIdx.y;
+    const int64_t p0 = int64_t(blockIdx.x) * chunk;
+    const int len = int(min(int64_t(chunk), n - p0));
+    const int32_t* lab = labels + int64_t(b) * n + p0;
+    const T* xb = x + int64_t(b) * bstride + p0 * ld;
+    const float* wb = weights ? weights + int64_t(b) * n + p0 : nullptr;
+    const int vrow = d / VEC, nvec = len * vrow;
+    for (int v = threadIdx.x; v < nvec; v += kSmallThreads) {
+        const int p = v / vrow, c = (v - p * vrow) * VEC;
+        const int l = lab[p];
+        if (l < 0) continue;  // all-NaN row (check_finite off): left out
+        const float w = wb ? wb[p] : 1.f;
+        T e[VEC];
+        if constexpr (VEC > 1) {
+            *reinterpret_cast<uint4*>(e) = __ldg(reinterpret_cast<const uint4*>(xb + p * ld + c));
+        } else {
+            e[0] = xb[p * ld + c];
+        }
+        float* dst = s_sum + l * d + c;
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) atomicAdd(dst + j, w * to_float(e[j]));
+        if (c == 0) {
+            atomicAdd(&s_w[l], w);
+            atomicAdd(&s_cnt[l], 1);
+        }
+    }
+    __syncthreads();
+    float* gs = sums + int64_t(b) * kd;
+    for (int i = threadIdx.x; i < kd; i += kSmallThreads)
+        if (s_sum[i] != 0.f) atomicAdd(&gs[i], s_sum[i]);
+    for (int j = threadIdx.x; j < int(k); j += kSmallThreads)
+        if (s_cnt[j] != 0) {
+            atomicAdd(&wsum[int64_t(b) * k + j], s_w[j]);
+            atomicAdd(&cnt[int64_t(b) * k + j], s_cnt[j]);
+        }
+}
+
+size_t small_sums_smem(int64_t k, int64_t d) { return size_t(k) * size_t(d + 2) * 4; }
+
+template <class T>
+void launch_small_sums(const int32_t* labels, const RowsRef& x, const float* weights, int batch,
+                       int64_t n, int64_t k, int64_t d, float* sums, float* wsum, int32_t* cnt,
+                       cudaStream_t stream) {
+    const size_t smem = small_sums_smem(k, d);
+    // Points per block: enough that the block's one add per cluster stays
+    // small next to its points (>= 8 k), enough blocks to fill the device.
+    int64_t chunk = std::max<int64_t>(8 * k, 65536 / std::max<int64_t>(d, 1));
+    chunk = std::min<int64_t>(std::max<int64_t>(chunk, 512), 16384);
+    while (chunk > 512 && batch * ((n + chunk - 1) / chunk) < 4 * 132) chunk /= 2;
+    const dim3 grid(unsigned((n + chunk - 1) / chunk), unsigned(batch));
+    constexpr int kVec = 16 / sizeof(T);
+    const bool vec = d % kVec == 0 && x.ld % kVec == 0 && x.batch % kVec == 0 &&
+                     reinterpret_cast<uintptr_t>(x.data) % 16 == 0;
+    auto go = [&](auto kernel) {
+        FK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           int(smem)));
+        kernel<<<grid, kSmallThreads, smem, stream>>>(labels, n, k, static_cast<const T*>(x.data),
+                                                      x.ld, x.batch, int(d), weights, int(chunk),
+                                                      sums, wsum, cnt);
+    };
+    if (vec) go(small_sums_kernel<T, kVec>);
+    else go(small_sums_kernel<T, 1>);
+    FK_CUDA_CHECK(cudaGetLastError());
 }
 
 __global__ void finalize_kernel(const float* sums, const float* wsum, int batch, int64_t k,
@@ -133,6 +217,14 @@ void cluster_sums(const int32_t* labels, const RowsRef& x, const float* weights,
         FK_CUDA_CHECK(cudaMemsetAsync(cnt, 0, sizeof(int32_t) * batch * k, stream));
     }
     if (total == 0) return;
+    if (small_sums_smem(k, d) <= kSmallMaxSmem) {
+        switch (x.dtype) {
+            case DType::f32: launch_small_sums<float>(labels, x, weights, batch, n, k, d, sums, wsum, cnt, stream); break;
+            case DType::f16: launch_small_sums<__half>(labels, x, weights, batch, n, k, d, sums, wsum, cnt, stream); break;
+            case DType::bf16: launch_small_sums<__nv_bfloat16>(labels, x, weights, batch, n, k, d, sums, wsum, cnt, stream); break;
+        }
+        return;
+    }
     const int kbits = bits_for(k);
     const int end_bit = kbits + bits_for(batch);
     build_keys_kernel<<<grid_for(total, 256), 256, 0, stream>>>(labels, n, total, kbits,

@@ -188,6 +188,11 @@ const Case kCases[] = {
     {1, 4100, 257, 64, DType::f32, Precision::exact, Metric::L2, false},
     {1, 1000, 129, 96, DType::f32, Precision::exact, Metric::inner_product, false},
     {1, 500, 40, 17, DType::f32, Precision::exact, Metric::L2, true},
+    // rows of <= 8 words take 8-word chunks: PQ sub-spaces (K = 256, D = 4), D = 8
+    {4, 3000, 256, 4, DType::f32, Precision::exact, Metric::L2, false},
+    {2, 1001, 130, 8, DType::f32, Precision::exact, Metric::inner_product, false},
+    {1, 1500, 70, 16, DType::f16, Precision::automatic, Metric::L2, false},
+    {2, 999, 50, 7, DType::f32, Precision::tf32, Metric::L2, false},
     // f16 / bf16 input on tensor cores (automatic = the input's type)
     {1, 2000, 100, 128, DType::f16, Precision::automatic, Metric::L2, false},
     {1, 500, 65, 1000, DType::f16, Precision::automatic, Metric::L2, false},

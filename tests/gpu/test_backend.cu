@@ -130,6 +130,38 @@ TEST(CudaBackend, UpdateHalfInputManyClusters) {
     check_update(s, x, nullptr, c0, B, n, k, d, 0);
 }
 
+// Small k x d (sums in shared memory, no sort): PQ-like sub-spaces (k = 256,
+// d = 4, 16-byte vectors) batched and weighted, and an f16 d that is not a
+// multiple of the vector width (element by element).
+TEST(CudaBackend, UpdateSmallCodebooks) {
+    FK_REQUIRE_GPU();
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    {
+        const int64_t B = 4, n = 3001, k = 256, d = 4;
+        const auto x = randn(size_t(B * n * d), seed);
+        std::vector<float> wts = randn(size_t(B * n), seed + 1);
+        for (auto& v : wts) v = 0.25f + std::abs(v);
+        const auto c0 = pick_centroids(x, B, n, k, d, seed + 2);
+        auto be = fkd::make_cuda_backend(0, 0);
+        be->load(view3(x.data(), B, n, d, fk::DType::f32), view2(wts.data(), B, n, fk::DType::f32),
+                 {}, {B, n, d, k}, fk::Metric::L2, fk::Precision::exact);
+        const Step s = one_step(*be, B, n, k, d, c0, 0);
+        check_update(s, x, &wts, c0, B, n, k, d, 0);
+    }
+    {
+        const int64_t B = 1, n = 2500, k = 20, d = 6;
+        const auto x = round_to(randn(size_t(n * d), seed + 3), fk::DType::f16);
+        const auto x16 = to_16bit(x, fk::DType::f16);
+        const auto c0 = pick_centroids(x, B, n, k, d, seed + 4);
+        auto be = fkd::make_cuda_backend(0, 0);
+        be->load(view2(x16.data(), n, d, fk::DType::f16), {}, {}, {B, n, d, k}, fk::Metric::L2,
+                 fk::Precision::automatic);
+        const Step s = one_step(*be, B, n, k, d, c0, 1);
+        check_update(s, x, nullptr, c0, B, n, k, d, 1);
+    }
+}
+
 TEST(CudaBackend, BatchedEqualsLooping) {
     FK_REQUIRE_GPU();
     const int64_t B = 3, n = 900, k = 40, d = 96;
