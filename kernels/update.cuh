@@ -6,9 +6,9 @@
 //    one cluster in registers, and adds the sum to the cluster once per run it
 //    sees (a run spanning several segments gets one add per segment);
 // 4. centroid = sum * (1 / weight) where the weight is positive.
-// When a problem's k x d sums fit in shared memory (<= 96 KiB), steps 1-3 are
-// replaced by per-block sums in shared memory (no sort): small k or tiny d,
-// e.g. PQ codebooks (k = 256, d = 4) or k = 100 at d = 128.
+// When d <= 32 and a problem's k x d sums fit in shared memory (<= 96 KiB),
+// steps 1-3 are replaced by per-block sums in shared memory (no sort), e.g.
+// PQ codebooks (k = 256, d = 4).
 #pragma once
 
 #include <cuda_runtime.h>
