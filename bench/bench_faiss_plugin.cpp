@@ -1,13 +1,14 @@
 // Benchmark of the Faiss plugin (not a test): per-phase wall times of
 //   1. index training (e.g. IVF4096,PQ32 on 1M x 128) and adding the same
 //      vectors, stock faiss::index_factory + train/add vs
-//      flashkmeans::index_factory + flashkmeans::train + add;
+//      flashkmeans::index_factory + flashkmeans::train + flashkmeans::add;
 //   2. PQ codebook training: Faiss's per-subspace loop vs one batched fit.
 // Runs wherever the library builds: on a GPU machine the flashkmeans side
 // uses the GPU (Faiss here is CPU-only).
 //
 //   bench_faiss_plugin [--n N] [--d D] [--index DESC] [--pq-n N] [--pq-m M]
 //                      [--skip-stock] [--skip-index] [--json FILE]
+#include <flashkmeans/faiss/add.hpp>
 #include <flashkmeans/faiss/index_factory.hpp>
 #include <flashkmeans/faiss/train.hpp>
 #include <flashkmeans/kmeans.hpp>
@@ -83,7 +84,10 @@ IndexTimes time_index(const Options& o, const std::vector<float>& x, bool ours) 
         if (ours) flashkmeans::train(*index, o.n, x.data());
         else index->train(o.n, x.data());
     });
-    t.add = seconds([&] { index->add(o.n, x.data()); });
+    t.add = seconds([&] {
+        if (ours) flashkmeans::add(index.get(), o.n, x.data());
+        else index->add(o.n, x.data());
+    });
     std::printf("  %-10s train %8.2f s   add %8.2f s\n", ours ? "flashkmeans" : "faiss", t.train,
                 t.add);
     return t;

@@ -7,6 +7,7 @@
 // VECTORS: .fvecs (per vector: int32 dimension, then that many float32) or
 // .npy (a 2-D little-endian float32 C-order array). The first --queries
 // vectors are also used as queries: each should find itself in its top 10.
+#include <flashkmeans/faiss/add.hpp>
 #include <flashkmeans/faiss/index_factory.hpp>
 #include <flashkmeans/faiss/train.hpp>
 #include <flashkmeans/kmeans.hpp>
@@ -133,7 +134,8 @@ int run(int argc, char** argv) {
     flashkmeans::train(*index, x.n, x.data.data());
     std::printf("train %.2f s\n", seconds_since(t0));
     t0 = std::chrono::steady_clock::now();
-    index->add(x.n, x.data.data());
+    // Coarse assignment and PQ encoding on the engine (GPU when present).
+    flashkmeans::add(index.get(), x.n, x.data.data());
     std::printf("add   %.2f s\n", seconds_since(t0));
     faiss::write_index(index.get(), out.c_str());
 
