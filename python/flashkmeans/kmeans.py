@@ -17,8 +17,10 @@ from .index_flat import METRIC_INNER_PRODUCT, METRIC_L2, IndexFlat
 class Kmeans:
     """k-means on the rows of x.
 
-    gpu: None (default) uses the GPU when one is visible; False/0 the CPU;
-    True, -1 or a count >= 1 a GPU (gpu_id, default 0), an error without one.
+    gpu: None (default) uses the GPU(s) when one is visible; False/0 the CPU;
+    True or -1 every visible GPU from gpu_id (default 0) on, a count n >= 1
+    that many, as in Faiss (host data is split over them, one shard each,
+    partial sums all-reduced through NCCL); an error without a GPU.
     Other keywords are faiss.ClusteringParameters fields (niter=25, nredo=1,
     verbose=False, spherical=False, int_centroids=False, frozen_centroids,
     min/max_points_per_centroid, seed=1234, ...) plus precision, gpu_id,

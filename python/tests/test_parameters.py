@@ -49,6 +49,18 @@ def test_gpu_values_without_gpu(data, gpu):
     km.train(data[:1000])
 
 
+@pytest.mark.parametrize("gpu, devices, count", [
+    (None, "automatic", 0), (True, "cuda", 0), (-1, "cuda", 0), (1, "cuda", 1), (3, "cuda", 3),
+    (False, "cpu", 0),
+])
+def test_gpu_argument_as_faiss(gpu, devices, count):
+    # faiss: gpu=True/-1 every GPU, gpu=n that many (host data is split over them)
+    p = flashkmeans.Kmeans(16, 8, gpu=gpu)._params()
+    assert p.device.name == devices
+    if devices != "cpu":
+        assert p.num_gpus == count
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(nitr=5), TypeError, "unexpected keyword argument 'nitr'"),
     (dict(init_method=1), ValueError, "init_method=1 is not supported"),
