@@ -30,6 +30,8 @@ if [ -d "$ROOT/.whl" ]; then
     && export PYTHONPATH=/tmp/site
 fi
 # NCCL for the data-parallel tests: the library torch's pip packages ship.
+# NVLink multicast (NVLS) stays off in tests and benchmarks.
+export NCCL_NVLS_ENABLE=0
 if [ -z "${FLASHKMEANS_NCCL_LIBRARY:-}" ]; then
   FLASHKMEANS_NCCL_LIBRARY=$(find /opt /usr -name 'libnccl.so.2' 2>/dev/null | head -1)
   [ -n "$FLASHKMEANS_NCCL_LIBRARY" ] && export FLASHKMEANS_NCCL_LIBRARY

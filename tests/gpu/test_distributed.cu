@@ -11,6 +11,7 @@
 #include <flashkmeans/distributed.hpp>
 #include <flashkmeans/kmeans.hpp>
 
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <thread>
@@ -146,6 +147,7 @@ TEST(DataParallelGpu, OneRankNcclCommunicator) {
     const auto x = clustered(n, d, 2 * k, seed);
     const auto p = gpu_params();
     const auto ref = fk::fit(view2(x.data(), n, d, fk::DType::f32), k, p);
+    setenv("NCCL_NVLS_ENABLE", "0", 1);  // NVLink multicast stays off in tests (issue 8)
     auto comm = fk::make_nccl_communicator(fk::nccl_unique_id(), 1, 0, 0);
     EXPECT_EQ(comm->size(), 1);
     EXPECT_EQ(comm->gpu_id(), 0);
