@@ -7,7 +7,12 @@ PQ codebooks. An existing script changes one line:
 
 Everything else (transforms such as OPQ/PCA, scalar quantizers, residual
 bookkeeping, precomputed tables) is still done by Faiss itself, through its
-public Python API, so the trained index is an ordinary Faiss index."""
+public Python API, so the trained index is an ordinary Faiss index.
+
+Adding vectors the same way:
+
+    index.add(xb)                             # before
+    flashkmeans.add_to_faiss_index(index, xb)  # after: lists and PQ codes on the engine"""
 
 from __future__ import annotations
 
@@ -103,3 +108,63 @@ def _train_pq_then_faiss(faiss, index, pq, x, options) -> None:
         index.train(x)
     finally:
         pq.train_type, pq.cp.niter = pq.Train_default, niter
+
+
+def add_to_faiss_index(index, x, ids=None, *, gpu=None):
+    """index.add(x) (or add_with_ids(x, ids)) with the inverted-list numbers
+    and, for IVF-PQ with 8-bit codes, the PQ codes computed by the engine's
+    assign instead of Faiss's CPU code. What is stored is what Faiss's add
+    stores (the same lists, ids and codes, except where two centroids tie
+    exactly); IVF-PQ entries go in through add_sa_codes, other IVF types
+    with a flat quantizer through add_core with the lists given. Transforms
+    (OPQ, PCA, ...) are applied first; other index types use Faiss's add.
+    Returns the index."""
+    import faiss
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if ids is not None:
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if ids.shape != (len(x),):
+            raise ValueError(f"ids: expected shape ({len(x)},), got {ids.shape}")
+    index = faiss.downcast_index(index)
+    if not index.is_trained:
+        raise RuntimeError("add_to_faiss_index: the index is not trained")
+    if isinstance(index, faiss.IndexPreTransform):
+        for i in range(index.chain.size()):
+            x = index.chain.at(i).apply(x)
+        add_to_faiss_index(index.index, x, ids, gpu=gpu)
+        index.ntotal = index.index.ntotal
+        return index
+    quantizer = faiss.downcast_index(index.quantizer) if isinstance(index, faiss.IndexIVF) else None
+    flat = isinstance(quantizer, faiss.IndexFlat) and quantizer.metric_type in (
+        faiss.METRIC_L2, faiss.METRIC_INNER_PRODUCT)
+    if not flat or type(index) not in (faiss.IndexIVFPQ, faiss.IndexIVFFlat,
+                                       faiss.IndexIVFScalarQuantizer):
+        if ids is None:
+            index.add(x)
+        else:
+            index.add_with_ids(x, ids)
+        return index
+    device, gpu_id = _engine.device_choice(gpu)
+    centroids = quantizer.reconstruct_n(0, quantizer.ntotal)
+    metric = (_ext.Metric.inner_product if quantizer.metric_type == faiss.METRIC_INNER_PRODUCT
+              else _ext.Metric.L2)
+    lists = _engine.assign(x, centroids, 1, metric=metric, device=device, gpu_id=gpu_id,
+                           with_distances=False)[1].ravel()
+    if type(index) is not faiss.IndexIVFPQ or index.pq.nbits != 8:
+        index.add_core(len(x), faiss.swig_ptr(x), None if ids is None else faiss.swig_ptr(ids),
+                       faiss.swig_ptr(np.ascontiguousarray(lists)))
+        return index
+    pq = index.pq
+    residuals = x - centroids[lists] if index.by_residual else x
+    codebooks = faiss.vector_to_array(pq.centroids).reshape(pq.M, pq.ksub, pq.dsub)
+    codes = np.empty((len(x), pq.M), dtype=np.uint8)
+    for m in range(pq.M):  # one engine assign per sub-space, as ProductQuantizer encodes
+        sub = np.ascontiguousarray(residuals[:, m * pq.dsub:(m + 1) * pq.dsub])
+        codes[:, m] = _engine.assign(sub, codebooks[m], 1, device=device, gpu_id=gpu_id,
+                                     with_distances=False)[1].ravel()
+    # Faiss's standalone code: the list number in coarse_code_size() bytes
+    # (little-endian), then the PQ code.
+    list_bytes = lists.astype("<u8").view(np.uint8).reshape(len(x), 8)[:, :index.coarse_code_size()]
+    index.add_sa_codes(np.ascontiguousarray(np.hstack([list_bytes, codes])), ids)
+    return index
