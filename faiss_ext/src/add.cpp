@@ -6,6 +6,7 @@
 #include <flashkmeans/faiss/add.hpp>
 
 #include "engine_errors.hpp"
+#include "faiss_params.hpp"
 
 #include <flashkmeans/kmeans.hpp>
 
@@ -56,15 +57,6 @@ idx_t batch_rows(const AddOptions& o, idx_t d, idx_t n) {
 bool runs_on_gpu(const EngineOptions& e) {
     return e.device == DeviceChoice::cuda ||
            (e.device == DeviceChoice::automatic && cuda_available());
-}
-
-AssignParams assign_params(const EngineOptions& e, faiss::MetricType metric) {
-    AssignParams ap;
-    ap.metric = metric == faiss::METRIC_INNER_PRODUCT ? Metric::inner_product : Metric::L2;
-    ap.device = e.device;
-    ap.precision = e.precision;
-    ap.gpu_id = e.gpu_id;
-    return ap;
 }
 
 /// Runs f(i) for i in [0, n) over OpenMP threads; the first exception any

@@ -27,4 +27,13 @@ KMeansParams kmeans_params(const faiss::ClusteringParameters& cp, Metric metric,
     return p;
 }
 
+AssignParams assign_params(const EngineOptions& engine, faiss::MetricType metric) {
+    AssignParams ap;
+    ap.metric = metric == faiss::METRIC_INNER_PRODUCT ? Metric::inner_product : Metric::L2;
+    ap.device = engine.device;
+    ap.precision = engine.precision;
+    ap.gpu_id = engine.gpu_id;
+    return ap;
+}
+
 }  // namespace flashkmeans

@@ -1,6 +1,7 @@
 #include <flashkmeans/faiss/index_flash_flat.hpp>
 
 #include "engine_errors.hpp"
+#include "faiss_params.hpp"
 
 #include <flashkmeans/kmeans.hpp>
 
@@ -49,11 +50,7 @@ void IndexFlashFlat::search(idx_t n, const float* x, idx_t k, float* distances,
         return;
     }
     if (n == 0) return;
-    AssignParams ap;
-    ap.metric = metric_type == faiss::METRIC_INNER_PRODUCT ? Metric::inner_product : Metric::L2;
-    ap.device = engine.device;
-    ap.precision = engine.precision;
-    ap.gpu_id = engine.gpu_id;
+    const AssignParams ap = assign_params(engine, metric_type);
     static_assert(sizeof(idx_t) == sizeof(int64_t), "Faiss labels are 64-bit");
     with_faiss_errors("IndexFlashFlat::search", [&] {
         flashkmeans::assign(matrix_view(x, n, d), matrix_view(get_xb(), ntotal, d), k,

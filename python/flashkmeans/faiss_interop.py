@@ -35,12 +35,7 @@ def train_faiss_index(index, x, *, gpu=None, progress: bool = False, **overrides
     index = faiss.downcast_index(index)
     options = dict(gpu=gpu, progress=progress, overrides=overrides)
     if isinstance(index, faiss.IndexPreTransform):
-        # as IndexPreTransform::train: each transform on the previous one's output
-        for i in range(index.chain.size()):
-            transform = index.chain.at(i)
-            if not transform.is_trained:
-                transform.train(x)
-            x = transform.apply(x)
+        x = _apply_chain(index, x, train=True)
         train_faiss_index(index.index, x, gpu=gpu, progress=progress, **overrides)
         index.is_trained = True
         return index
@@ -52,6 +47,18 @@ def train_faiss_index(index, x, *, gpu=None, progress: bool = False, **overrides
     else:
         index.train(x)
     return index
+
+
+def _apply_chain(index, x, train: bool) -> np.ndarray:
+    """x through an IndexPreTransform's chain, each transform on the previous
+    one's output (train: untrained ones are trained first, as
+    IndexPreTransform::train does)."""
+    for i in range(index.chain.size()):
+        transform = index.chain.at(i)
+        if train and not transform.is_trained:
+            transform.train(x)
+        x = transform.apply(x)
+    return x
 
 
 def _cluster(x, k, faiss_cp, metric, options, batched=False) -> np.ndarray:
@@ -130,8 +137,7 @@ def add_to_faiss_index(index, x, ids=None, *, gpu=None):
     if not index.is_trained:
         raise RuntimeError("add_to_faiss_index: the index is not trained")
     if isinstance(index, faiss.IndexPreTransform):
-        for i in range(index.chain.size()):
-            x = index.chain.at(i).apply(x)
+        x = _apply_chain(index, x, train=False)
         add_to_faiss_index(index.index, x, ids, gpu=gpu)
         index.ntotal = index.index.ntotal
         return index
