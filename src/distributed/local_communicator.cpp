@@ -82,7 +82,7 @@ class LocalCommunicator final : public Communicator {
     void all_reduce_sum(void* data, size_t count, ReduceType type, bool on_device,
                         void* stream) override {
         const size_t bytes = count * element_size(type);
-        void* host = stage_in(data, bytes, on_device, stream);
+        void* host = stage_in(data, bytes, on_device, true, stream);
         {
             std::unique_lock<std::mutex> lk(g_->m);
             g_->ptrs[size_t(rank_)] = host;
@@ -115,7 +115,9 @@ class LocalCommunicator final : public Communicator {
         if (root < 0 || root >= g_->ranks)
             throw Error("flashkmeans: broadcast root " + std::to_string(root) + " out of [0, " +
                         std::to_string(g_->ranks) + ")");
-        void* host = stage_in(data, bytes, on_device && rank_ == root, stream);
+        // Every rank with device data stages through host memory; only the
+        // root's bytes need to come in.
+        void* host = stage_in(data, bytes, on_device, rank_ == root, stream);
         {
             std::unique_lock<std::mutex> lk(g_->m);
             g_->ptrs[size_t(rank_)] = host;
@@ -141,10 +143,12 @@ class LocalCommunicator final : public Communicator {
         for (size_t s : g_->sizes)
             if (s != g_->sizes[0]) g_->mismatch = true;
     }
-    void* stage_in(void* data, size_t bytes, bool on_device, void* stream) {
+    /// The host buffer a collective works on: `data` itself, or (device data)
+    /// this rank's staging buffer, filled from `data` when `copy_in`.
+    void* stage_in(void* data, size_t bytes, bool on_device, bool copy_in, void* stream) {
         if (!on_device) return data;
         staging_.resize(bytes);
-        detail::cuda_copy(staging_.data(), data, bytes, false, stream);
+        if (copy_in) detail::cuda_copy(staging_.data(), data, bytes, false, stream);
         return staging_.data();
     }
     void stage_out(void* data, const void* host, size_t bytes, bool on_device, void* stream) {
