@@ -13,6 +13,7 @@
 
 #include <cstdlib>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -135,6 +136,41 @@ TEST(DataParallelGpu, MultiGpuDriverWithTheSameGpuTwice) {
     } catch (const fk::Error& e) {
         EXPECT_NE(std::string(e.what()).find("at least the number of clusters"), std::string::npos)
             << e.what();
+    }
+}
+
+TEST(DataParallelGpu, LocalCollectivesOnDeviceBuffers) {
+    FK_REQUIRE_GPU();
+    // Ranks sharing the card, each with its own device buffer: a sum in rank
+    // order and a broadcast from rank 1, staged through host memory.
+    auto comms = fk::make_local_communicators(3);
+    std::vector<std::vector<float>> got(3);
+    std::vector<std::string> errs(3);
+    std::vector<std::thread> t;
+    for (int r = 0; r < 3; ++r)
+        t.emplace_back([&, r] {
+            try {
+                float* d = nullptr;
+                if (cudaMalloc(&d, 2 * 5 * sizeof(float)) != cudaSuccess) throw std::runtime_error("cudaMalloc");
+                std::vector<float> h(10);
+                for (int i = 0; i < 10; ++i) h[size_t(i)] = float(r * 100 + i);
+                cudaMemcpy(d, h.data(), 40, cudaMemcpyHostToDevice);
+                comms[size_t(r)]->all_reduce_sum(d, 5, fk::ReduceType::f32, true, nullptr);
+                comms[size_t(r)]->broadcast(d + 5, 5 * sizeof(float), 1, true, nullptr);
+                cudaMemcpy(h.data(), d, 40, cudaMemcpyDeviceToHost);
+                cudaFree(d);
+                got[size_t(r)] = h;
+            } catch (const std::exception& e) {
+                errs[size_t(r)] = e.what();
+            }
+        });
+    for (auto& th : t) th.join();
+    for (int r = 0; r < 3; ++r) {
+        EXPECT_EQ(errs[size_t(r)], "") << "rank " << r;
+        for (int i = 0; i < 5; ++i) {
+            EXPECT_EQ(got[size_t(r)][size_t(i)], float(300 + 3 * i)) << "rank " << r << " sum " << i;
+            EXPECT_EQ(got[size_t(r)][size_t(5 + i)], float(100 + 5 + i)) << "rank " << r << " bcast " << i;
+        }
     }
 }
 
