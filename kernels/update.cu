@@ -5,6 +5,7 @@
 #include <cub/device/device_radix_sort.cuh>
 
 #include "kernels/common.cuh"
+#include "kernels/device_props.cuh"
 #include "src/cuda/cuda_check.hpp"
 
 namespace flashkmeans::kernels {
@@ -167,7 +168,8 @@ void launch_small_sums(const int32_t* labels, const RowsRef& x, const float* wei
     // small next to its points (>= 8 k), enough blocks to fill the device.
     int64_t chunk = std::max<int64_t>(8 * k, 65536 / std::max<int64_t>(d, 1));
     chunk = std::min<int64_t>(std::max<int64_t>(chunk, 512), 16384);
-    while (chunk > 512 && batch * ((n + chunk - 1) / chunk) < 4 * 132) chunk /= 2;
+    const int64_t fill = 4 * int64_t(sm_count());
+    while (chunk > 512 && batch * ((n + chunk - 1) / chunk) < fill) chunk /= 2;
     const dim3 grid(unsigned((n + chunk - 1) / chunk), unsigned(batch));
     constexpr int kVec = 16 / sizeof(T);
     const bool vec = d % kVec == 0 && x.ld % kVec == 0 && x.batch % kVec == 0 &&

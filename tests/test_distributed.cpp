@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "test_data.hpp"
+#include "test_support.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -20,15 +21,9 @@ namespace {
 
 using namespace flashkmeans;
 using flashkmeans::testing::blobs;
+using flashkmeans::testing::cpu_params;
 using flashkmeans::testing::random_weights;
 using flashkmeans::testing::rel_diff;
-
-KMeansParams cpu_params(int niter = 10) {
-    KMeansParams p;
-    p.niter = niter;
-    p.device = DeviceChoice::cpu;
-    return p;
-}
 
 /// Runs fn(rank, comm) on R threads; returns each rank's exception message
 /// ("" when it returned).
@@ -168,7 +163,7 @@ TEST(LocalCommunicator, AbortAndSizeMismatchWakeEveryRank) {
 TEST(DataParallelCpu, OneRankIsTheOneProcessFitBitForBit) {
     const int64_t n = 2000, d = 13, k = 17;
     auto x = blobs(n, d, 20, 3);
-    const KMeansParams p = cpu_params();
+    const KMeansParams p = cpu_params(10);
     const KMeansResult ref = fit(matrix_view(x.data(), n, d), k, p);
     const KMeansResult one = fit_on_ranks(x, 0, n, d, k, p, {0, n});
     EXPECT_EQ(one.centroids, ref.centroids);
@@ -256,27 +251,27 @@ TEST(DataParallelCpu, BadArgumentsOnOneRankFailEveryRank) {
     auto x = blobs(n, d, 4, 12);
     // Rank 1 passes another d.
     auto errs = on_ranks(2, [&](int r, Communicator& c) {
-        fit_distributed(matrix_view(x.data() + r * 300 * d, 300, d - r), 5, c, cpu_params());
+        fit_distributed(matrix_view(x.data() + r * 300 * d, 300, d - r), 5, c, cpu_params(10));
     });
     for (const auto& e : errs) EXPECT_NE(e.find("same d: rank 0 has 8, rank 1 has 7"), std::string::npos) << e;
     // Rank 0's shard holds a NaN: its own error there, a pointer to it elsewhere.
     auto bad = x;
     bad[3] = std::numeric_limits<float>::quiet_NaN();
     errs = on_ranks(3, [&](int r, Communicator& c) {
-        fit_distributed(matrix_view(bad.data() + r * 200 * d, 200, d), 5, c, cpu_params());
+        fit_distributed(matrix_view(bad.data() + r * 200 * d, 200, d), 5, c, cpu_params(10));
     });
     EXPECT_NE(errs[0].find("NaN or Inf"), std::string::npos) << errs[0];
     EXPECT_NE(errs[1].find("arguments of rank 0 were rejected"), std::string::npos) << errs[1];
     EXPECT_NE(errs[2].find("arguments of rank 0 were rejected"), std::string::npos) << errs[2];
     // k larger than all ranks' points together, though each shard alone is smaller than k anyway.
     errs = on_ranks(2, [&](int r, Communicator& c) {
-        fit_distributed(matrix_view(x.data() + r * 5 * d, 5, d), 11, c, cpu_params());
+        fit_distributed(matrix_view(x.data() + r * 5 * d, 5, d), 11, c, cpu_params(10));
     });
     for (const auto& e : errs)
         EXPECT_NE(e.find("number of training points of all ranks (10)"), std::string::npos) << e;
     // Different seeds would silently give different centroids per rank.
     errs = on_ranks(2, [&](int r, Communicator& c) {
-        KMeansParams p = cpu_params();
+        KMeansParams p = cpu_params(10);
         p.seed = 1 + r;
         fit_distributed(matrix_view(x.data() + r * 300 * d, 300, d), 5, c, p);
     });

@@ -6,6 +6,7 @@
 
 #include "half.hpp"
 #include "test_data.hpp"
+#include "test_support.hpp"
 
 #include <cmath>
 #include <limits>
@@ -14,14 +15,8 @@ namespace {
 
 using namespace flashkmeans;
 using flashkmeans::testing::blobs;
+using flashkmeans::testing::cpu_params;
 using flashkmeans::testing::rel_diff;
-
-KMeansParams cpu_params(int niter = 8) {
-    KMeansParams p;
-    p.niter = niter;
-    p.device = DeviceChoice::cpu;
-    return p;
-}
 
 template <class F>
 void expect_error(F&& f, const std::string& needle) {

@@ -382,7 +382,7 @@ class CudaBackend final : public Backend, public StreamingInfo {
 
         // Chunk slots and staging first (the plan's largest variable part),
         // then the per-row arrays, then the resident rows.
-        streamer_.setup(src_, x.memory == MemoryKind::pinned, B, r, n, C);
+        streamer_.setup(src_, x.memory == MemoryKind::pinned, B, n, p);
         labels_.reset(size_t(B * n) * 4);
         partial_.reset(poff * 8);
         for (int i = 0; i < 2; ++i) {

@@ -45,9 +45,12 @@ int64_t cached_chunk_count(int64_t n, int64_t resident, int64_t chunk) {
 int64_t cached_rows(int64_t n, int64_t resident, int64_t chunk) {
     const int64_t r = std::clamp<int64_t>(resident, 0, std::max<int64_t>(n, 0));
     const int64_t C = std::max<int64_t>(1, chunk);
-    const int64_t q = cached_chunk_count(n, r, C);
+    return cached_rows_of(n - r, C, cached_chunk_count(n, r, C));
+}
+
+int64_t cached_rows_of(int64_t range, int64_t chunk, int64_t cached) {
     // Unless every chunk is cached, the last (partial) chunk is streamed.
-    return q == ceil_div(n - r, C) ? n - r : q * C;
+    return cached == ceil_div(range, chunk) ? range : cached * chunk;
 }
 
 size_t streaming_bytes(const StreamShape& s, int64_t resident, int64_t chunk) {
@@ -228,17 +231,22 @@ void RowStreamer::reset() {
     direct_ = false;
 }
 
-void RowStreamer::setup(const HostRows& src, bool src_pinned, int64_t batch, int64_t first,
-                        int64_t n, int64_t chunk_rows) {
+void RowStreamer::setup(const HostRows& src, bool src_pinned, int64_t batch, int64_t n,
+                        const StreamingPlanInfo& plan) {
     reset();
+    const int64_t first = plan.resident_rows;
     src_ = src;
     batch_ = batch;
     first_ = first;
     n_ = n;
-    chunk_ = std::max<int64_t>(1, chunk_rows);
+    chunk_ = std::max<int64_t>(1, plan.chunk_rows);
     const int64_t range = n - first;
     if (range <= 0) return;
-    const int64_t S = ceil_div(range, chunk_), Q = cached_chunk_count(n, first, chunk_);
+    const int64_t S = plan.chunks, Q = plan.cached_chunks;
+    if (S != ceil_div(range, chunk_) || Q < 0 || Q > S)
+        throw Error("flashkmeans: streaming plan of " + std::to_string(S) + " chunks (" +
+                    std::to_string(Q) + " cached) does not match " + std::to_string(range) +
+                    " rows in chunks of " + std::to_string(chunk_));
     cache_index_.assign(size_t(S), -1);
     stream_index_.assign(size_t(S), -1);
     next_streamed_.assign(size_t(S) + 1, -1);
@@ -268,7 +276,7 @@ void RowStreamer::setup(const HostRows& src, bool src_pinned, int64_t batch, int
     try {
         if (testing::take_injected_allocation_failure())
             throw OutOfMemoryError("flashkmeans: injected allocation failure (test)");
-        if (Q > 0) cache_.reset(size_t(batch * cached_rows(n, first, chunk_) * src.row_bytes()));
+        if (Q > 0) cache_.reset(size_t(batch * cached_rows_of(range, chunk_, Q) * src.row_bytes()));
         for (int s = 0; s < 2; ++s) {
             if (any_streamed) slot_[s].reset(bytes);
             norms_[s].reset(size_t(batch * rows_max) * 4);

@@ -20,11 +20,11 @@
 //   objective partials           B 8 (n / 128 + segments)
 //   centroids                    B k (d 4 + ld s + d 4 + 12)
 // The split between resident rows and cached chunks is a fixed rule of r
-// and C (cached_chunk_count), so that the plan and the RowStreamer agree on
-// it from the plan's resident rows alone. Work goes in segments of at most C
-// rows (the resident rows too, so that the update's sort buffers are those
-// of one chunk): per segment, FlashAssign then the sort-inverse sums added to
-// the running totals.
+// and C (cached_chunk_count), so that the plan can size every candidate r;
+// the RowStreamer takes the plan's counts rather than applying the rule
+// again. Work goes in segments of at most C rows (the resident rows too, so
+// that the update's sort buffers are those of one chunk): per segment,
+// FlashAssign then the sort-inverse sums added to the running totals.
 //
 // Defining FLASHKMEANS_STREAMING_INFO_ONLY before including this header gives
 // StreamingPlanInfo and StreamingInfo alone (plain C++, no CUDA headers): the
@@ -100,6 +100,8 @@ struct StreamShape {
 int64_t cached_chunk_count(int64_t n, int64_t resident, int64_t chunk);
 /// Rows of every problem in those cached chunks.
 int64_t cached_rows(int64_t n, int64_t resident, int64_t chunk);
+/// Rows in `cached` of the `chunk`-row chunks of a `range` of rows.
+int64_t cached_rows_of(int64_t range, int64_t chunk, int64_t cached);
 /// Whether chunk j of `chunks`, `cached` of them kept on the device, is
 /// streamed every iteration: streamed chunks spread evenly, the last chunk
 /// (the partial one) streamed, the first cached unless none is.
@@ -120,11 +122,11 @@ size_t streaming_bytes(const StreamShape& s, int64_t resident, int64_t chunk);
 /// minimal chunks does not fit.
 StreamingPlanInfo plan_streaming(const StreamShape& s, size_t avail);
 
-/// The rows [first, n) of every problem, in chunks of `chunk_rows`: the
-/// cached chunks (cached_chunk_count) in one device buffer, copied during the
-/// first pass; the others through two device slots every pass. Owns the
-/// device memory, a copy stream and the events that order copies after the
-/// compute that last read a slot.
+/// The rows [plan.resident_rows, n) of every problem, in chunks of
+/// plan.chunk_rows: the plan's cached chunks in one device buffer, copied
+/// during the first pass; the others through two device slots every pass.
+/// Owns the device memory, a copy stream and the events that order copies
+/// after the compute that last read a slot.
 ///
 /// Where the rows come from: rows already in the stored layout (no gather or
 /// conversion) are copied straight from the user's memory when it is pinned
@@ -152,8 +154,9 @@ class RowStreamer {
     RowStreamer& operator=(const RowStreamer&) = delete;
 
     /// Allocates everything (may throw OutOfMemoryError; then nothing is kept).
-    void setup(const HostRows& src, bool src_pinned, int64_t batch, int64_t first, int64_t n,
-               int64_t chunk_rows);
+    /// Throws Error when the plan's chunk counts do not fit its rows.
+    void setup(const HostRows& src, bool src_pinned, int64_t batch, int64_t n,
+               const StreamingPlanInfo& plan);
     void reset();
 
     int64_t chunks() const { return chunks_; }

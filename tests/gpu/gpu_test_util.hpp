@@ -1,5 +1,5 @@
 // Shared pieces of the GPU tests: skipping without a GPU, random inputs,
-// float64 references.
+// float64 references, comparison of two fits.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -175,6 +175,28 @@ inline RefAssign ref_assign(const float* x, const float* c, int64_t n, int64_t k
 inline double fp32_tol(const float* x, const float* c, int64_t d) {
     const double xn = norm2(x, d), cn = norm2(c, d);
     return 8.0 * 6e-8 * std::sqrt(double(d) + 1.0) * (xn + cn + 2 * std::sqrt(xn * cn)) + 1e-30;
+}
+
+/// Two fits took the same path: as many iterations, the objective of each
+/// and the final one within `tol` of ref's (relative), the first iteration's
+/// within `tol_first`.
+inline void expect_same_run(const fk::KMeansResult& a, const fk::KMeansResult& ref, double tol,
+                            double tol_first) {
+    ASSERT_EQ(a.iteration_stats.size(), ref.iteration_stats.size());
+    for (size_t b = 0; b < a.iteration_stats.size(); ++b) {
+        ASSERT_EQ(a.iteration_stats[b].size(), ref.iteration_stats[b].size());
+        for (size_t it = 0; it < a.iteration_stats[b].size(); ++it) {
+            const double oa = a.iteration_stats[b][it].obj, orf = ref.iteration_stats[b][it].obj;
+            EXPECT_LE(std::abs(oa - orf), (it == 0 ? tol_first : tol) * std::abs(orf))
+                << "problem " << b << " iteration " << it << ": got " << oa << " reference " << orf;
+        }
+    }
+    ASSERT_EQ(a.obj.size(), ref.obj.size());
+    for (size_t b = 0; b < a.obj.size(); ++b)
+        EXPECT_LE(std::abs(a.obj[b] - ref.obj[b]), tol * std::abs(ref.obj[b])) << "problem " << b;
+}
+inline void expect_same_run(const fk::KMeansResult& a, const fk::KMeansResult& ref, double tol) {
+    expect_same_run(a, ref, tol, tol);
 }
 
 }  // namespace fktest

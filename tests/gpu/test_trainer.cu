@@ -11,20 +11,6 @@ using namespace fktest;
 
 namespace {
 
-void expect_same_run(const fk::KMeansResult& g, const fk::KMeansResult& c, double tol) {
-    ASSERT_EQ(g.iteration_stats.size(), c.iteration_stats.size());
-    for (size_t b = 0; b < g.iteration_stats.size(); ++b) {
-        ASSERT_EQ(g.iteration_stats[b].size(), c.iteration_stats[b].size());
-        for (size_t it = 0; it < g.iteration_stats[b].size(); ++it) {
-            const double og = g.iteration_stats[b][it].obj, oc = c.iteration_stats[b][it].obj;
-            EXPECT_LE(std::abs(og - oc), tol * std::abs(oc))
-                << "problem " << b << " iteration " << it << ": gpu " << og << " cpu " << oc;
-        }
-    }
-    ASSERT_EQ(g.obj.size(), c.obj.size());
-    for (size_t b = 0; b < g.obj.size(); ++b) EXPECT_LE(std::abs(g.obj[b] - c.obj[b]), tol * std::abs(c.obj[b]));
-}
-
 fk::KMeansParams params(fk::DeviceChoice dev) {
     fk::KMeansParams p;
     p.niter = 12;
