@@ -3,7 +3,6 @@
 // distance per point leave the chip, plus a per-block objective sum.
 #include "kernels/stream_launch.cuh"
 #include "kernels/assign_wgmma.cuh"
-#include "kernels/assign_wgmma_tf32.cuh"
 
 #include <cstdlib>
 
@@ -143,46 +142,35 @@ bool wgmma_available() {
     return cache[dev] == 2;
 }
 
-template <class T, int NWG>
-void launch_assign_wgmma_nwg(const WgGeom& wg, int batch, const AssignArgs& args, cudaStream_t stream) {
-    const size_t smem = wg_smem_bytes(wg.nks, NWG);
-    auto kernel = wg.nks == 4 ? assign_wgmma_kernel<T, 4, NWG> : assign_wgmma_kernel<T, 8, NWG>;
-    FK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    const dim3 grid(unsigned((wg.g.x.rows + 64 * NWG - 1) / (64 * NWG)), unsigned(batch));
-    kernel<<<grid, 128 * NWG, smem, stream>>>(wg, args);
+template <WgOp OP, int NKS>
+void launch_wgmma_nks(const StreamGeom& geo, int batch, const AssignArgs& args, cudaStream_t stream) {
+    // The centroids as packed tiles (rows in the wgmma layout, then norms),
+    // so that one bulk copy moves a tile.
+    constexpr int BN = wg_bn(OP, NKS), tile_bytes = wg_tile_bytes(OP, NKS);
+    const int ntiles = int((geo.c.rows + BN - 1) / BN);
+    const size_t bytes = size_t(batch) * size_t(ntiles) * tile_bytes;
+    void* packed = nullptr;
+    FK_CUDA_CHECK(cudaMallocAsync(&packed, bytes, stream));
+    const int64_t chunks = int64_t(batch) * ntiles * (BN * 2 * NKS + BN / 4);
+    const unsigned pblocks = unsigned(std::min<int64_t>((chunks + 255) / 256, 8192));
+    pack_tiles_kernel<OP, NKS><<<pblocks, 256, 0, stream>>>(geo.c, batch, args.cnorm, args.k, args.ip, ntiles,
+                                                           static_cast<unsigned char*>(packed));
     FK_CUDA_CHECK(cudaGetLastError());
+
+    auto kernel = assign_wgmma_kernel<OP, NKS>;
+    const size_t smem = wg_smem_bytes(OP, NKS);
+    FK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    const dim3 grid(unsigned((geo.x.rows + kWgBM - 1) / kWgBM), unsigned(batch));
+    kernel<<<grid, kWgThreads, smem, stream>>>(geo, WgTiles{static_cast<const unsigned char*>(packed), ntiles}, args);
+    FK_CUDA_CHECK(cudaGetLastError());
+    FK_CUDA_CHECK(cudaFreeAsync(packed, stream));
 }
 
-template <class T>
-void launch_assign_wgmma(const StreamGeom& geo, int batch, const AssignArgs& args,
-                         cudaStream_t stream) {
-    const WgGeom wg{geo, geo.x.q * 4 <= 32 ? 4 : 8};
-    launch_assign_wgmma_nwg<T, kWgNwg>(wg, batch, args, stream);
-}
-
-void launch_assign_wgmma_tf32(const StreamGeom& geo, int batch, const AssignArgs& args, cudaStream_t stream) {
-    // A tf32-rounded compact copy of the centroids (B * K rows of 4 q words):
-    // the tensor cores would truncate them.
-    StreamGeom g = geo;
-    const int64_t w = int64_t(geo.c.q) * 4;
-    const size_t bytes = size_t(batch) * size_t(geo.c.rows) * size_t(w) * sizeof(uint32_t);
-    void* scratch = nullptr;
-    FK_CUDA_CHECK(cudaMallocAsync(&scratch, bytes, stream));
-    const int64_t chunks = int64_t(batch) * geo.c.rows * geo.c.q;
-    const unsigned blocks = unsigned(std::min<int64_t>((chunks + 255) / 256, 4096));
-    round_tf32_rows_kernel<<<blocks, 256, 0, stream>>>(geo.c, batch, static_cast<uint32_t*>(scratch));
-    FK_CUDA_CHECK(cudaGetLastError());
-    g.c.data = static_cast<const uint32_t*>(scratch);
-    g.c.ld = w;
-    g.c.batch = geo.c.rows * w;
-    const int nks = geo.x.q * 4 <= 64 ? 8 : 16;
-    const size_t smem = wt_smem_bytes(nks);
-    auto kernel = nks == 8 ? assign_wgmma_tf32_kernel<8> : assign_wgmma_tf32_kernel<16>;
-    FK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    const dim3 grid(unsigned((geo.x.rows + kWtBM - 1) / kWtBM), unsigned(batch));
-    kernel<<<grid, 128 * kWtNwg, smem, stream>>>(g, args);
-    FK_CUDA_CHECK(cudaGetLastError());
-    FK_CUDA_CHECK(cudaFreeAsync(scratch, stream));
+template <WgOp OP>
+void launch_wgmma(const StreamGeom& geo, int batch, const AssignArgs& args, cudaStream_t stream) {
+    constexpr int small = wg_nks(OP, 1), large = small * 2;
+    if (wg_nks(OP, int(geo.x.q) * 4) == small) launch_wgmma_nks<OP, small>(geo, batch, args, stream);
+    else launch_wgmma_nks<OP, large>(geo, batch, args, stream);
 }
 
 }  // namespace
@@ -190,26 +178,26 @@ void launch_assign_wgmma_tf32(const StreamGeom& geo, int batch, const AssignArgs
 void launch_assign(const StreamGeom& geo, int batch, MathKind kind, const AssignArgs& args,
                    cudaStream_t stream) {
     // Hopper path (sm_90a binary on a compute capability 9 device): f16/bf16
-    // rows of up to kWgMaxWords words. FK_ASSIGN_PATH=mma forces the portable
+    // rows of up to kWgMaxWords16 words. FK_ASSIGN_PATH=mma forces the portable
     // mma.sync kernel (for comparisons).
     // Below two centroid tiles the mma.sync kernel's 64-wide tiles waste less
     // (B=32, K=100: 0.48 ms against 0.56 ms on H100).
     const bool wg_kind = kind == MathKind::f16 || kind == MathKind::bf16;
-    if (wg_kind && geo.x.rows > 0 && geo.c.rows > kWgBN && batch <= 65535 &&
-        geo.x.q == geo.c.q && geo.x.q * 4 <= kWgMaxWords) {
+    if (wg_kind && geo.x.rows > 0 && geo.c.rows > 128 && batch <= 65535 &&
+        geo.x.q == geo.c.q && geo.x.q * 4 <= kWgMaxWords16) {
         const char* path = std::getenv("FK_ASSIGN_PATH");
         if (!(path && std::string(path) == "mma") && wgmma_available()) {
-            if (kind == MathKind::f16) launch_assign_wgmma<__half>(geo, batch, args, stream);
-            else launch_assign_wgmma<__nv_bfloat16>(geo, batch, args, stream);
+            if (kind == MathKind::f16) launch_wgmma<WgOp::f16>(geo, batch, args, stream);
+            else launch_wgmma<WgOp::bf16>(geo, batch, args, stream);
             return;
         }
     }
-    // tf32 on f32 rows of up to kWtMaxWords words (D <= 128), past one tile.
+    // tf32 on f32 rows of up to kWgMaxWordsTf32 words (D <= 128), past one tile.
     if (kind == MathKind::tf32 && geo.x.rows > 0 && geo.c.rows > 64 && batch <= 65535 &&
-        geo.x.q == geo.c.q && geo.x.q * 4 <= kWtMaxWords) {
+        geo.x.q == geo.c.q && geo.x.q * 4 <= kWgMaxWordsTf32) {
         const char* path = std::getenv("FK_ASSIGN_PATH");
         if (!(path && std::string(path) == "mma") && wgmma_available()) {
-            launch_assign_wgmma_tf32(geo, batch, args, stream);
+            launch_wgmma<WgOp::tf32>(geo, batch, args, stream);
             return;
         }
     }

@@ -1,43 +1,64 @@
-// FlashAssign argmin on Hopper tensor cores (sm_90a wgmma), for f16/bf16
-// points of up to 64 words (D <= 128) a row.
+// FlashAssign argmin on Hopper tensor cores (sm_90a wgmma): f16/bf16 rows of
+// up to 64 words (D <= 128) and f32 rows computed in tf32, up to 128 words.
 //
-// A block of NWG warpgroups owns 64 * NWG points (64 per warpgroup). Their A
-// fragments are loaded once into registers and reused for every centroid
-// tile; 128-centroid tiles stream through a 3-stage cp.async pipeline in the
-// "core matrix" layout that wgmma reads directly (no swizzle). Each tile is a
-// chain of m64n128k16 wgmmas per warpgroup into 64 fp32 accumulators a thread.
-// The epilogue keeps a running (min, code) per row with 4 instructions a dot
-// product and reduces across the 4 threads sharing a row once, at the end.
+// A block of 4 warpgroups owns 256 points, 64 a warpgroup, copied once into
+// shared memory in wgmma's "core matrix" layout. f16/bf16 load their A
+// fragments into registers from there (32 registers at D = 128) and reuse
+// them for every centroid tile; tf32 reads A from shared memory (its register
+// form would need 64 registers at D = 128 beside the accumulators).
 //
-// Measured on H100 (assign_timing): the centroid-tile traffic from L2 bounds
-// this kernel, not the tensor cores; 4 warpgroups (256 points a block, one
-// block an SM) halve that traffic against 2 warpgroups (128 points, two
-// blocks an SM) and won on every D = 64..128 case, despite the lockstep of the
-// four warpgroups' epilogues. The launcher uses NWG = 4.
+// Centroids are packed once per call (pack_tiles_kernel) into tiles of BN
+// rows in the same layout followed by their norms, so that thread 0 moves a
+// tile with one bulk copy (cp.async.bulk) into an S-stage ring guarded by
+// mbarriers: "full" (the copy's bytes landed) and "empty" (all 16 warps have
+// reduced the tile). Warpgroups are coupled only through those barriers.
+//
+// A tile is computed as 64-column sub-tiles accumulated alternately into two
+// sets of 32 fp32 registers; the wgmma of sub-tile u + 1 is issued before the
+// argmin of sub-tile u, so the tensor cores run while the FP32 pipes do the
+// epilogue. The epilogue keeps a running (min, code) per row slot with ~4
+// instructions a dot product and reduces across the 4 threads sharing a row
+// once, at the end.
+//
+// Measured on H100 (bench/NOTES.md, "assign kernel v4"): the centroid fetch
+// was the limit of the previous version (2048 cp.async of 16 bytes a tile
+// and a __syncthreads a tile); with bulk copies ivf-n4M-k65536 went from 206
+// to 176 ms. Tried and measured no faster: overlapping the epilogue alone
+// (same cp.async fetch), multicasting each tile to a 2-block cluster (L2
+// bandwidth is not the limit), and a persistent grid with A from shared
+// memory (ptxas keeps wgmmas overlapped across nested loops only without an
+// accumulator in flight at the inner back edge, and then they overlap less).
 #pragma once
 
 #include "kernels/assign.cuh"
+#include "kernels/tma.cuh"
 #include "kernels/wgmma.cuh"
 
 #include <climits>
 
 namespace flashkmeans::kernels {
 
-constexpr int kWgBN = 128;      // centroids per tile
-constexpr int kWgStages = 3;
-constexpr int kWgMaxWords = 64;  // row words the A registers hold (8 k16 steps)
-constexpr int kWgNwg = 4;        // warpgroups (64 points each) a block: see above
+enum class WgOp { f16, bf16, tf32 };
 
-struct WgGeom {
-    StreamGeom g;
-    int nks;    // k16 steps (8 words each): 4 or 8, the kernel's NKS
-};
+constexpr int kWgNwg = 4;                 // warpgroups a block
+constexpr int kWgBM = 64 * kWgNwg;        // points a block
+constexpr int kWgThreads = 128 * kWgNwg;
+constexpr int kWgSub = 64;                // columns a sub-tile (one m64n64 wgmma chain)
+constexpr int kWgMaxWords16 = 64;         // f16/bf16: words a row the A registers hold
+constexpr int kWgMaxWordsTf32 = 128;      // tf32: words a row (128 KB of points in smem)
 
-__host__ __device__ constexpr size_t wg_stage_bytes(int nks) { return size_t(kWgBN) * nks * 32; }
-/// NWG warpgroups of 64 points each. With 2 the points share tile 2's stage.
-__host__ __device__ constexpr size_t wg_smem_bytes(int nks, int nwg) {
-    return kWgStages * (wg_stage_bytes(nks) + kWgBN * sizeof(float)) + 16 * sizeof(double) +
-           (nwg > 2 ? size_t(64) * nwg * nks * 32 : 0);
+/// Each k step is 32 bytes of a row: k16 for 16-bit types, k8 for tf32.
+__host__ __device__ constexpr int wg_nks(WgOp op, int words) {
+    return op == WgOp::tf32 ? (words <= 64 ? 8 : 16) : (words <= 32 ? 4 : 8);
+}
+/// Centroids a tile, and pipeline stages: tf32 at D > 64 keeps 128 KB of
+/// points resident, which leaves room for 3 stages of 64 centroids.
+__host__ __device__ constexpr int wg_bn(WgOp op, int nks) { return op == WgOp::tf32 && nks > 8 ? 64 : 128; }
+__host__ __device__ constexpr int wg_stages(WgOp op, int nks) { return op == WgOp::tf32 && nks > 8 ? 3 : 4; }
+__host__ __device__ constexpr size_t wg_smem_bytes(WgOp op, int nks) {
+    return size_t(kWgBM) * nks * 32 +
+           wg_stages(op, nks) * (size_t(wg_bn(op, nks)) * nks * 32 + wg_bn(op, nks) * sizeof(float)) +
+           16 * sizeof(double) + 2 * wg_stages(op, nks) * sizeof(uint64_t);
 }
 
 __device__ __forceinline__ void cp_async4(void* smem, const void* gmem, bool valid) {
@@ -50,118 +71,59 @@ __device__ __forceinline__ void ldsm_x4_addr(uint32_t (&r)[4], uint32_t addr) {
                  : "r"(addr)
                  : "memory");
 }
+__device__ __forceinline__ uint4 round_tf32x4(uint4 v) {
+    uint4 r;
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r.x) : "f"(__uint_as_float(v.x)));
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r.y) : "f"(__uint_as_float(v.y)));
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r.z) : "f"(__uint_as_float(v.z)));
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r.w) : "f"(__uint_as_float(v.w)));
+    return r;
+}
 
-template <class T, int NKS, int NWG>
-__global__ void __launch_bounds__(NWG * 128, 4 / NWG) assign_wgmma_kernel(WgGeom wg, AssignArgs a) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    constexpr int BM = 64 * NWG, NT = 128 * NWG;
-    extern __shared__ __align__(128) unsigned char wsm[];
-    const StreamGeom& geo = wg.g;
-    constexpr int nks = NKS, kq = 2 * NKS;  // 16-byte chunks per smem row
-    const size_t stage_bytes = wg_stage_bytes(nks);
-    unsigned char* cstage = wsm;                                   // kWgStages C tiles
-    float* cns = reinterpret_cast<float*>(wsm + kWgStages * stage_bytes);  // kWgStages x 128 norms
-    double* red = reinterpret_cast<double*>(cns + kWgStages * kWgBN);
-    unsigned char* xs = NWG == 2 ? cstage + 2 * stage_bytes : reinterpret_cast<unsigned char*>(red + 16);
+/// Byte offset of 16-byte chunk q of row r in the core-matrix layout (8-row x
+/// 16-byte matrices, kq chunks a row): K-adjacent matrices 128 bytes apart,
+/// 8-row groups kq * 128 bytes apart.
+__host__ __device__ __forceinline__ int cm_offset_host_device(int kq, int r, int q) {
+    return ((r >> 3) * kq + q) * 128 + (r & 7) * 16;
+}
+template <int kq>
+__device__ __forceinline__ int cm_offset(int r, int q) {
+    return cm_offset_host_device(kq, r, q);
+}
 
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int g = lane >> 2, t = lane & 3;
-    const int b = blockIdx.y;
-    const int64_t row0 = int64_t(blockIdx.x) * BM;
-    const int rows_valid = int(min64(BM, geo.x.rows - row0));
-    const uint32_t* X = geo.x.data + b * geo.x.batch + row0 * geo.x.ld;
-    const uint32_t* C = geo.c.data + b * geo.c.batch;
-    const int64_t K = geo.c.rows;
-    const int ntiles = int((K + kWgBN - 1) / kWgBN);
-    const bool ip = a.ip;
-    const float* cnorm = ip ? nullptr : a.cnorm + b * a.k;
-    constexpr int xmask = 7;
-
-    // Pairs of lanes fetch the two 16-byte halves of one 32-byte sector.
-    auto issue_c = [&](int jt) {
-        const int st = jt % kWgStages;
-        const int64_t c0 = int64_t(jt) * kWgBN;
-        const int cv = int(min64(kWgBN, K - c0));
-        unsigned char* dst = cstage + st * stage_bytes;
-        const uint32_t* src = C + c0 * geo.c.ld;
-        for (int idx = tid; idx < kWgBN * kq; idx += NT) {
-            const int rest = idx >> 1, r = rest & (kWgBN - 1), q = ((rest >> 7) << 1) | (idx & 1);
-            const bool ok = r < cv && q < geo.c.q;
-            cp_async16(dst + ((r >> 3) * kq + q) * 128 + (r & 7) * 16, ok ? src + r * geo.c.ld + q * 4 : src, ok);
-        }
-        if (!ip && tid < kWgBN) {
-            const bool ok = tid < cv;
-            cp_async4(cns + st * kWgBN + tid, ok ? cnorm + c0 + tid : cnorm, ok);
-        }
-    };
-
-    // Prologue: the points (row-major, 16-byte chunks XOR-swizzled by row) and
-    // tile 0 in group 0, tile 1 in group 1.
-    for (int idx = tid; idx < BM * kq; idx += NT) {
-        const int rest = idx >> 1, r = rest & (BM - 1), q = ((rest / BM) << 1) | (idx & 1);
-        const bool ok = r < rows_valid && q < geo.x.q;
-        cp_async16(xs + r * (kq * 16) + ((q ^ (r & xmask)) * 16), ok ? X + r * geo.x.ld + q * 4 : X, ok);
-    }
-    issue_c(0);
-    cp_async_commit();
-    if (ntiles > 1) issue_c(1);
-    cp_async_commit();
-
-    // Rows of this thread: 64 * wg + 16 * wi + g + 8 h.
-    const int rbase = 64 * (warp >> 2) + 16 * (warp & 3) + g;
+/// The two row slots (rows g and g + 8 of its warp's 16) of one thread: the
+/// best key so far and its centroid. L2 key = ||c||^2 - 2 x.c (the row's
+/// ||x||^2 left out), clamped at -||x||^2 so that ||x||^2 + key is Faiss's
+/// distance clamped at 0 and a clamped tie goes to the lower index; IP key =
+/// -x.c. A thread meets its columns in ascending order, so a strict < keeps
+/// the lowest index.
+struct WgArgmin {
     float best[2], xn[2];
     int bidx[2];
+
+    __device__ WgArgmin(const AssignArgs& a, int b, int64_t row0, int rbase, int rows_valid) {
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        best[h] = INFINITY;
-        bidx[h] = INT_MAX;
-        const int r = rbase + 8 * h;
-        xn[h] = (!ip && r < rows_valid) ? a.xnorm[b * a.n + row0 + r] : 0.f;
+        for (int h = 0; h < 2; ++h) {
+            best[h] = INFINITY;
+            bidx[h] = INT_MAX;
+            const int r = rbase + 8 * h;
+            xn[h] = (!a.ip && r < rows_valid) ? a.xnorm[b * a.n + row0 + r] : 0.f;
+        }
     }
 
-    uint32_t afr[NKS][4];
-    float acc[64];
-
-    for (int jt = 0; jt < ntiles; ++jt) {
-        cp_async_wait<1>();
-        wg::fence_proxy_async();
-        __syncthreads();
-        if (jt == 0) {
-            const int r = 64 * (warp >> 2) + 16 * (warp & 3) + (lane & 15);
-            const uint32_t xrow = smem_addr(xs) + r * (kq * 16);
-#pragma unroll
-            for (int ks = 0; ks < NKS; ++ks) {
-                    const int ch = 2 * ks + (lane >> 4);
-                    ldsm_x4_addr(afr[ks], xrow + ((ch ^ (r & xmask)) * 16));
-                }
-            __syncthreads();  // the points' buffer is tile 2's stage
-        }
-        if (jt + 2 < ntiles) issue_c(jt + 2);
-        cp_async_commit();
-
-        const int st = jt % kWgStages;
-        const uint32_t cb = smem_addr(cstage + st * stage_bytes);
-        const uint32_t lbo = 128, sbo = kq * 128;
-        wg::fence();
-#pragma unroll
-        for (int ks = 0; ks < NKS; ++ks)
-            wg::Wgmma<T>::run(acc, afr[ks], wg::desc_noswizzle(cb + ks * 256, lbo, sbo), ks);
-        wg::commit();
-        wg::wait<0>();
-        wg::acc_fence(acc);
-
-        // Epilogue. acc[4 jn + 2 h + e] = dot(row g + 8 h, column 8 jn + 2 t + e).
-        const int64_t c0 = int64_t(jt) * kWgBN;
-        const int cv = int(min64(kWgBN, K - c0));
-        const float* cn = cns + st * kWgBN + 2 * t;
-        const bool full = cv == kWgBN;
+    /// acc[4 jn + 2 h + e] = dot(row g + 8 h, centroid c0 + 8 jn + 2 t + e);
+    /// cv of the 64 columns are valid; cn = the sub-tile's norms + 2 t.
+    __device__ __forceinline__ void sub_tile(const float (&acc)[32], const float* cn, int c0, int cv, bool ip,
+                                             int t) {
+        if (cv <= 0) return;
+        const bool full = cv >= kWgSub;
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             float bb = best[h];
             int code = -1;
             if (ip) {
 #pragma unroll
-                for (int jn = 0; jn < 16; ++jn)
+                for (int jn = 0; jn < 8; ++jn)
 #pragma unroll
                     for (int e = 0; e < 2; ++e) {
                         const float v = -acc[4 * jn + 2 * h + e];
@@ -170,7 +132,7 @@ __global__ void __launch_bounds__(NWG * 128, 4 / NWG) assign_wgmma_kernel(WgGeom
                     }
             } else {
 #pragma unroll
-                for (int jn = 0; jn < 16; ++jn) {
+                for (int jn = 0; jn < 8; ++jn) {
                     const float2 cn2 = *reinterpret_cast<const float2*>(cn + 8 * jn);
 #pragma unroll
                     for (int e = 0; e < 2; ++e) {
@@ -182,62 +144,278 @@ __global__ void __launch_bounds__(NWG * 128, 4 / NWG) assign_wgmma_kernel(WgGeom
                 }
             }
             if (!ip && bb < -xn[h]) {
-                // Rare: a distance clamped at zero. Replay the tile with the
+                // Rare: a distance clamped at zero. Replay the sub-tile with the
                 // clamped keys so that a clamped tie goes to the lower index.
                 float b2 = best[h];
                 int i2 = bidx[h];
-                for (int jn = 0; jn < 16; ++jn)
+                for (int jn = 0; jn < 8; ++jn)
                     for (int e = 0; e < 2; ++e) {
                         const int c = 8 * jn + 2 * t + e;
                         if (c < cv) {
                             const float v = fmaxf(fmaf(-2.f, acc[4 * jn + 2 * h + e], cn[8 * jn + e]), -xn[h]);
-                            if (v < b2) { b2 = v; i2 = int(c0) + c; }
+                            if (v < b2) { b2 = v; i2 = c0 + c; }
                         }
                     }
                 best[h] = b2;
                 bidx[h] = i2;
             } else if (code >= 0) {
                 best[h] = bb;
-                bidx[h] = int(c0) + 2 * t + code;
+                bidx[h] = c0 + 2 * t + code;
             }
         }
     }
-    cp_async_wait<0>();
 
-    // The 4 threads of a quad share each row.
-    double contrib = 0;
+    /// Reduce across the quad sharing each row, write labels and distances,
+    /// and one objective partial per 128 points (kBM: the caller's partial
+    /// array). red: 16 doubles of shared memory.
+    __device__ void finish(const AssignArgs& a, int b, int64_t row0, int64_t nrows, int rbase, int rows_valid,
+                           double* red) const {
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        double contrib = 0;
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        float v = best[h];
-        int id = bidx[h];
+        for (int h = 0; h < 2; ++h) {
+            float v = best[h];
+            int id = bidx[h];
 #pragma unroll
-        for (int off = 1; off < 4; off <<= 1) {
-            const float v2 = __shfl_xor_sync(0xffffffffu, v, off);
-            const int i2 = __shfl_xor_sync(0xffffffffu, id, off);
-            if (better(v2, i2, v, id)) { v = v2; id = i2; }
+            for (int off = 1; off < 4; off <<= 1) {
+                const float v2 = __shfl_xor_sync(0xffffffffu, v, off);
+                const int i2 = __shfl_xor_sync(0xffffffffu, id, off);
+                if (better(v2, i2, v, id)) { v = v2; id = i2; }
+            }
+            const int r = rbase + 8 * h;
+            if ((lane & 3) == 0 && r < rows_valid) {
+                if (id == INT_MAX) id = 0;  // every distance NaN: keep a valid label
+                const float out = a.ip ? -v : fmaxf(xn[h] + v, 0.f);
+                a.labels[b * a.n + row0 + r] = id;
+                if (a.dist) a.dist[b * a.n + row0 + r] = out;
+                contrib += out;
+            }
         }
-        const int r = rbase + 8 * h;
-        if (t == 0 && r < rows_valid) {
-            if (id == INT_MAX) id = 0;  // every distance NaN: keep a valid label
-            const float out = ip ? -v : fmaxf(xn[h] + v, 0.f);
-            a.labels[b * a.n + row0 + r] = id;
-            if (a.dist) a.dist[b * a.n + row0 + r] = out;
-            contrib += out;
+        for (int off = 16; off > 0; off >>= 1) contrib += __shfl_down_sync(0xffffffffu, contrib, off);
+        if (lane == 0) red[warp] = contrib;
+        __syncthreads();
+        if (threadIdx.x < kWgBM / kBM) {
+            const int64_t slot = row0 / kBM + threadIdx.x;
+            if (slot * kBM < nrows) {
+                constexpr int warps_per_slot = kBM / 16;
+                double s = 0;
+                for (int w = warps_per_slot * threadIdx.x; w < warps_per_slot * (threadIdx.x + 1); ++w) s += red[w];
+                a.partial[int64_t(b) * stream_grid_x(nrows) + slot] = s;
+            }
         }
     }
-    for (int off = 16; off > 0; off >>= 1) contrib += __shfl_down_sync(0xffffffffu, contrib, off);
-    if (lane == 0) red[warp] = contrib;
+};
+
+/// Bytes of one packed centroid tile: BN rows in the core-matrix layout, then
+/// their BN squared norms (zero for IP).
+__host__ __device__ constexpr int wg_tile_bytes(WgOp op, int nks) {
+    return wg_bn(op, nks) * nks * 32 + wg_bn(op, nks) * int(sizeof(float));
+}
+
+/// The centroids of every problem as packed tiles (pack_tiles_kernel): tile
+/// jt of problem b at tiles + (b * ntiles + jt) * wg_tile_bytes.
+struct WgTiles {
+    const unsigned char* tiles;
+    int ntiles;
+};
+
+/// NKS = wg_nks(OP, words a row).
+template <WgOp OP, int NKS>
+__global__ void __launch_bounds__(kWgThreads, 1) assign_wgmma_kernel(StreamGeom geo, WgTiles ct, AssignArgs a) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr bool TF32 = OP == WgOp::tf32;
+    constexpr int BM = kWgBM, NT = kWgThreads, BN = wg_bn(OP, NKS), S = wg_stages(OP, NKS);
+    constexpr int SPT = BN / kWgSub;  // sub-tiles a tile
+    constexpr int kq = 2 * NKS;       // 16-byte chunks a row
+    constexpr uint32_t lbo = 128, sbo = kq * 128;
+    constexpr int xbytes = BM * NKS * 32, tile_bytes = wg_tile_bytes(OP, NKS), data_bytes = BN * NKS * 32;
+    static_assert(tile_bytes % 128 == 0, "stages stay 128-byte aligned");
+    extern __shared__ __align__(128) unsigned char wsm[];
+    unsigned char* xs = wsm;
+    unsigned char* cstage = wsm + xbytes;  // S x (tile data, norms)
+    double* red = reinterpret_cast<double*>(cstage + S * tile_bytes);
+    uint64_t* full = reinterpret_cast<uint64_t*>(red + 16);  // tile landed
+    uint64_t* empty = full + S;                              // all 16 warps done with it
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, t = lane & 3;
+    const int b = blockIdx.y;
+    const int64_t row0 = int64_t(blockIdx.x) * BM;
+    const int rows_valid = int(min64(BM, geo.x.rows - row0));
+    const uint32_t* X = geo.x.data + b * geo.x.batch + row0 * geo.x.ld;
+    const int64_t K = geo.c.rows;
+    const int ntiles = ct.ntiles;
+    const bool ip = a.ip;
+    const unsigned char* tiles = ct.tiles + int64_t(b) * ntiles * tile_bytes;
+
+    if (tid == 0) {
+        for (int s = 0; s < S; ++s) {
+            tma::mbar_init(full + s, 1);
+            tma::mbar_init(empty + s, 16);
+        }
+    }
     __syncthreads();
-    // One objective partial per 128 points (kBM: the caller's partial array).
-    if (tid < NWG / 2) {
-        const int64_t slot = int64_t(blockIdx.x) * (NWG / 2) + tid;
-        if (slot * kBM < geo.x.rows) {
-            double s = 0;
-            for (int w = 8 * tid; w < 8 * tid + 8; ++w) s += red[w];
-            a.partial[int64_t(b) * stream_grid_x(geo.x.rows) + slot] = s;
+
+    // Thread 0 fetches tile jt into stage jt % S, with one bulk copy (data and
+    // norms), once all 16 warps have released tile jt - S.
+    int next = 0;  // thread 0: the next tile to fetch
+    auto fetch = [&]() {
+        const int st = next % S;
+        tma::mbar_arrive_expect_tx(full + st, tile_bytes);
+        tma::bulk_copy(cstage + st * tile_bytes, tiles + int64_t(next) * tile_bytes, tile_bytes, full + st);
+        ++next;
+    };
+    auto fetch_ready = [&]() {  // thread 0, without blocking
+        while (next < ntiles && (next < S || tma::mbar_test(empty + next % S, ((next / S) - 1) & 1))) fetch();
+    };
+    auto fetch_until = [&](int T) {  // thread 0: tiles up to T, blocking
+        while (next <= T && next < ntiles) {
+            if (next >= S) tma::mbar_wait(empty + next % S, ((next / S) - 1) & 1);
+            fetch();
+        }
+    };
+    if (tid == 0) fetch_ready();
+
+    // The points, rows in the core-matrix layout.
+    for (int idx = tid; idx < BM * kq; idx += NT) {
+        const int rest = idx >> 1, r = rest & (BM - 1), q = ((rest / BM) << 1) | (idx & 1);
+        const bool ok = r < rows_valid && q < geo.x.q;
+        cp_async16(xs + cm_offset<kq>(r, q), ok ? X + r * geo.x.ld + q * 4 : X, ok);
+    }
+    cp_async_commit();
+    cp_async_wait<0>();
+    if constexpr (TF32) {
+        // The tensor cores would truncate f32 to tf32; round to nearest, as
+        // the mma.sync path does, the chunks this thread copied.
+        for (int idx = tid; idx < BM * kq; idx += NT) {
+            const int rest = idx >> 1, r = rest & (BM - 1), q = ((rest / BM) << 1) | (idx & 1);
+            uint4* p = reinterpret_cast<uint4*>(xs + cm_offset<kq>(r, q));
+            *p = round_tf32x4(*p);
         }
     }
+    wg::fence_proxy_async();
+    __syncthreads();
+
+    // This thread's rows: 64 * warpgroup + 16 * (warp in group) + g + 8 h.
+    const int rbase = 64 * (warp >> 2) + 16 * (warp & 3) + (lane >> 2);
+    WgArgmin am(a, b, row0, rbase, rows_valid);
+
+    constexpr int NA = TF32 ? 1 : NKS;
+    uint32_t afr[NA][4];
+    if constexpr (!TF32) {
+        const int r = 64 * (warp >> 2) + 16 * (warp & 3) + (lane & 15);
+#pragma unroll
+        for (int ks = 0; ks < NKS; ++ks) ldsm_x4_addr(afr[ks], smem_addr(xs) + cm_offset<kq>(r, 2 * ks + (lane >> 4)));
+    }
+    const uint32_t xa = smem_addr(xs) + (warp >> 2) * 8 * sbo;  // tf32: this warpgroup's 64 rows
+
+    // Before the first sub-tile of tile T: make sure it was fetched, wait
+    // until it has landed.
+    auto acquire = [&](int u) {
+        if (u % SPT != 0 || u / SPT >= ntiles) return;
+        const int T = u / SPT;
+        if (tid == 0) fetch_until(T);
+        __syncwarp();
+        tma::mbar_wait(full + T % S, (T / S) & 1);
+    };
+    // After the last sub-tile of tile T is reduced (its wgmma waited for, its
+    // norms read): every warp releases the stage.
+    auto release = [&](int u) {
+        if (u % SPT != SPT - 1 || u / SPT >= ntiles) return;
+        const int st = (u / SPT) % S;
+        wg::fence_proxy_async();  // the norms were read through the generic proxy
+        __syncwarp();
+        if (lane == 0) tma::mbar_arrive(empty + st);
+        if (tid == 0) fetch_ready();
+        __syncwarp();
+    };
+
+    // A k step advances a descriptor's address field (bytes / 16) by 256 / 16;
+    // shared addresses stay below 2^18, so the field never carries over.
+    const uint64_t da0 = wg::desc_noswizzle(xa, lbo, sbo);
+    auto issue_sub = [&](float (&acc)[32], int u) {
+        acquire(u);
+        const uint64_t db0 = wg::desc_noswizzle(
+                smem_addr(cstage + ((u / SPT) % S) * tile_bytes) + (u % SPT) * 8 * sbo, lbo, sbo);
+        wg::fence();
+#pragma unroll
+        for (int ks = 0; ks < NKS; ++ks) {
+            const uint64_t db = db0 + ks * 16;
+            if constexpr (OP == WgOp::f16) wg::wgmma_m64n64k16_f16(acc, afr[ks], db, ks);
+            else if constexpr (OP == WgOp::bf16) wg::wgmma_m64n64k16_bf16(acc, afr[ks], db, ks);
+            else wg::wgmma_m64n64k8_tf32_ss(acc, da0 + ks * 16, db, ks);
+        }
+        wg::commit();
+    };
+    auto reduce = [&](float (&acc)[32], int u) {
+        wg::acc_fence(acc);
+        const int c0 = u * kWgSub;
+        const float* cn = reinterpret_cast<const float*>(cstage + ((u / SPT) % S) * tile_bytes + data_bytes) +
+                          (u % SPT) * kWgSub + 2 * t;
+        am.sub_tile(acc, cn, c0, int(min64(kWgSub, K - c0)), ip, t);
+        release(u);
+    };
+
+    // Sub-tile u runs in acc0 for even u, acc1 for odd u; u + 1 is issued
+    // before u is reduced. The count is rounded up to even (a last sub-tile
+    // past K is computed on a stale stage and skipped by sub_tile) so that
+    // the loop body is one straight sequence. ptxas serializes every wgmma
+    // of the kernel (C7514) if a wgmma still in flight at the loop's back
+    // edge is read after it, so the body ends waiting for acc0's: by then
+    // it has run beside the reduction of acc1, and the next iteration's
+    // first reduction again overlaps a fresh wgmma.
+    const int nsub = (ntiles * SPT + 1) & ~1;
+    float acc0[32], acc1[32];
+    issue_sub(acc0, 0);
+    int u = 0;
+    for (; u + 2 < nsub; u += 2) {
+        issue_sub(acc1, u + 1);
+        wg::wait<1>();
+        reduce(acc0, u);
+        issue_sub(acc0, u + 2);
+        wg::wait<1>();
+        reduce(acc1, u + 1);
+        wg::wait<0>();
+    }
+    issue_sub(acc1, u + 1);
+    wg::wait<1>();
+    reduce(acc0, u);
+    wg::wait<0>();
+    reduce(acc1, u + 1);
+    am.finish(a, b, row0, geo.x.rows, rbase, rows_valid, red);
 #endif
+}
+
+/// Packs the centroids into WgTiles (tf32: rounded to nearest); one thread a
+/// 16-byte chunk, rows past K and chunks past the row zero.
+template <WgOp OP, int NKS>
+__global__ void pack_tiles_kernel(Operand c, int batch, const float* cnorm, int64_t k, bool ip, int ntiles,
+                                  unsigned char* tiles) {
+    constexpr int BN = wg_bn(OP, NKS), kq = 2 * NKS, tile_bytes = wg_tile_bytes(OP, NKS);
+    constexpr int per_tile = BN * kq + BN / 4;  // data chunks, then norm chunks (4 norms each)
+    const int64_t total = int64_t(batch) * ntiles * per_tile;
+    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+        const int64_t bt = i / per_tile;
+        const int w = int(i % per_tile), jt = int(bt % ntiles), b = int(bt / ntiles);
+        unsigned char* tile = tiles + bt * tile_bytes;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (w < BN * kq) {
+            const int r = w / kq, q = w % kq;
+            const int64_t row = int64_t(jt) * BN + r;
+            if (row < c.rows && q < c.q) {
+                v = *reinterpret_cast<const uint4*>(c.data + b * c.batch + row * c.ld + 4 * q);
+                if (OP == WgOp::tf32) v = round_tf32x4(v);
+            }
+            *reinterpret_cast<uint4*>(tile + cm_offset_host_device(kq, r, q)) = v;
+        } else {
+            const int r0 = 4 * (w - BN * kq);
+            float f[4];
+            for (int e = 0; e < 4; ++e) {
+                const int64_t row = int64_t(jt) * BN + r0 + e;
+                f[e] = (!ip && row < k) ? cnorm[b * k + row] : 0.f;
+            }
+            *reinterpret_cast<float4*>(tile + BN * NKS * 32 + 4 * r0) = make_float4(f[0], f[1], f[2], f[3]);
+        }
+    }
 }
 
 }  // namespace flashkmeans::kernels
