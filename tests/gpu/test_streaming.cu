@@ -508,9 +508,11 @@ TEST(Streaming, FitMatchesResidentF16) {
     for (int niter : {2, 10}) {
         // One flipped label moves two centroids (the one it left, the one
         // it joined); the update's float atomics make a flip possible even
-        // between two resident fits.
-        const int off = niter == 2 ? 2 : 8;
-        const double rel = niter == 2 ? 5e-4 : 2e-3;
+        // between two resident fits. f16 data has more near-ties than f32:
+        // with one flip allowed after 2 iterations this failed 1 run in ~13
+        // on the H100 (two flips, 5.5e-4), so two are allowed here.
+        const int off = niter == 2 ? 4 : 8;
+        const double rel = niter == 2 ? 1e-3 : 2e-3;
         check_fit({1, fk::DType::f16, true, false}, niter, off, rel);
         check_fit({1, fk::DType::f16, false, true}, niter, off, rel);
         check_fit({2, fk::DType::f16, false, false}, niter, off, rel);
