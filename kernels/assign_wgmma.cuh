@@ -61,10 +61,6 @@ __host__ __device__ constexpr size_t wg_smem_bytes(WgOp op, int nks) {
            16 * sizeof(double) + 2 * wg_stages(op, nks) * sizeof(uint64_t);
 }
 
-__device__ __forceinline__ void cp_async4(void* smem, const void* gmem, bool valid) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(smem)), "l"(gmem),
-                 "r"(valid ? 4 : 0));
-}
 __device__ __forceinline__ void ldsm_x4_addr(uint32_t (&r)[4], uint32_t addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
@@ -83,13 +79,7 @@ __device__ __forceinline__ uint4 round_tf32x4(uint4 v) {
 /// Byte offset of 16-byte chunk q of row r in the core-matrix layout (8-row x
 /// 16-byte matrices, kq chunks a row): K-adjacent matrices 128 bytes apart,
 /// 8-row groups kq * 128 bytes apart.
-__host__ __device__ __forceinline__ int cm_offset_host_device(int kq, int r, int q) {
-    return ((r >> 3) * kq + q) * 128 + (r & 7) * 16;
-}
-template <int kq>
-__device__ __forceinline__ int cm_offset(int r, int q) {
-    return cm_offset_host_device(kq, r, q);
-}
+__device__ __forceinline__ int cm_offset(int kq, int r, int q) { return ((r >> 3) * kq + q) * 128 + (r & 7) * 16; }
 
 /// The two row slots (rows g and g + 8 of its warp's 16) of one thread: the
 /// best key so far and its centroid. L2 key = ||c||^2 - 2 x.c (the row's
@@ -279,7 +269,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) assign_wgmma_kernel(StreamGeom 
     for (int idx = tid; idx < BM * kq; idx += NT) {
         const int rest = idx >> 1, r = rest & (BM - 1), q = ((rest / BM) << 1) | (idx & 1);
         const bool ok = r < rows_valid && q < geo.x.q;
-        cp_async16(xs + cm_offset<kq>(r, q), ok ? X + r * geo.x.ld + q * 4 : X, ok);
+        cp_async16(xs + cm_offset(kq, r, q), ok ? X + r * geo.x.ld + q * 4 : X, ok);
     }
     cp_async_commit();
     cp_async_wait<0>();
@@ -288,7 +278,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) assign_wgmma_kernel(StreamGeom 
         // the mma.sync path does, the chunks this thread copied.
         for (int idx = tid; idx < BM * kq; idx += NT) {
             const int rest = idx >> 1, r = rest & (BM - 1), q = ((rest / BM) << 1) | (idx & 1);
-            uint4* p = reinterpret_cast<uint4*>(xs + cm_offset<kq>(r, q));
+            uint4* p = reinterpret_cast<uint4*>(xs + cm_offset(kq, r, q));
             *p = round_tf32x4(*p);
         }
     }
@@ -304,7 +294,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) assign_wgmma_kernel(StreamGeom 
     if constexpr (!TF32) {
         const int r = 64 * (warp >> 2) + 16 * (warp & 3) + (lane & 15);
 #pragma unroll
-        for (int ks = 0; ks < NKS; ++ks) ldsm_x4_addr(afr[ks], smem_addr(xs) + cm_offset<kq>(r, 2 * ks + (lane >> 4)));
+        for (int ks = 0; ks < NKS; ++ks) ldsm_x4_addr(afr[ks], smem_addr(xs) + cm_offset(kq, r, 2 * ks + (lane >> 4)));
     }
     const uint32_t xa = smem_addr(xs) + (warp >> 2) * 8 * sbo;  // tf32: this warpgroup's 64 rows
 
@@ -405,7 +395,7 @@ __global__ void pack_tiles_kernel(Operand c, int batch, const float* cnorm, int6
                 v = *reinterpret_cast<const uint4*>(c.data + b * c.batch + row * c.ld + 4 * q);
                 if (OP == WgOp::tf32) v = round_tf32x4(v);
             }
-            *reinterpret_cast<uint4*>(tile + cm_offset_host_device(kq, r, q)) = v;
+            *reinterpret_cast<uint4*>(tile + cm_offset(kq, r, q)) = v;
         } else {
             const int r0 = 4 * (w - BN * kq);
             float f[4];
