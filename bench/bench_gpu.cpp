@@ -215,9 +215,8 @@ std::string run_ooc(const OocCase& c, double pinned_gbs) {
     const double ms = median(per_iter);
     const double tflops = 2.0 * c.N * c.K * c.D / (ms * 1e-3) / 1e12;
     const int64_t res = info.streaming ? info.resident_rows : c.N;
-    const int64_t cached_rows = !info.streaming || info.cached_chunks == 0 ? 0
-                                : info.cached_chunks == info.chunks ? c.N - info.resident_rows
-                                                                     : info.cached_chunks * info.chunk_rows;
+    const int64_t cached_rows =
+            info.streaming ? detail::cached_rows_of(c.N - info.resident_rows, info.chunk_rows, info.cached_chunks) : 0;
     const double copy_gbs = info.last_pass_copy_ms > 0
                                 ? info.last_pass_bytes / (info.last_pass_copy_ms * 1e-3) / 1e9 : NAN;
     const double span_gbs = info.last_pass_span_ms > 0

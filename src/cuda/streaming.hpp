@@ -68,6 +68,10 @@ class StreamingInfo {
     virtual StreamingPlanInfo streaming_info() const = 0;
 };
 
+/// Rows in `cached` of the `chunk`-row chunks of a `range` of rows (a plan's
+/// cached rows: range = n - resident_rows).
+int64_t cached_rows_of(int64_t range, int64_t chunk, int64_t cached);
+
 }  // namespace flashkmeans::detail
 
 #ifndef FLASHKMEANS_STREAMING_INFO_ONLY
@@ -100,8 +104,6 @@ struct StreamShape {
 int64_t cached_chunk_count(int64_t n, int64_t resident, int64_t chunk);
 /// Rows of every problem in those cached chunks.
 int64_t cached_rows(int64_t n, int64_t resident, int64_t chunk);
-/// Rows in `cached` of the `chunk`-row chunks of a `range` of rows.
-int64_t cached_rows_of(int64_t range, int64_t chunk, int64_t cached);
 /// Whether chunk j of `chunks`, `cached` of them kept on the device, is
 /// streamed every iteration: streamed chunks spread evenly, the last chunk
 /// (the partial one) streamed, the first cached unless none is.
