@@ -109,6 +109,10 @@ struct ArgminEpi {
 
 namespace {
 
+/// Up to this many centroids f16/bf16 run two 128-point blocks an SM (see
+/// wg_warpgroups; bench/NOTES.md "assign kernel v5").
+constexpr int64_t kWgTwoBlocksMaxK = 4096;
+
 __global__ void wgmma_probe_kernel(int* out) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     *out = 1;
@@ -142,7 +146,7 @@ bool wgmma_available() {
     return cache[dev] == 2;
 }
 
-template <WgOp OP, int NKS>
+template <WgOp OP, int NKS, int NWG>
 void launch_wgmma_nks(const StreamGeom& geo, int batch, const AssignArgs& args, cudaStream_t stream) {
     // The centroids as packed tiles (rows in the wgmma layout, then norms),
     // so that one bulk copy moves a tile.
@@ -157,20 +161,43 @@ void launch_wgmma_nks(const StreamGeom& geo, int batch, const AssignArgs& args, 
                                                            static_cast<unsigned char*>(packed));
     FK_CUDA_CHECK(cudaGetLastError());
 
-    auto kernel = assign_wgmma_kernel<OP, NKS>;
-    const size_t smem = wg_smem_bytes(OP, NKS);
+    auto kernel = assign_wgmma_kernel<OP, NKS, NWG>;
+    const size_t smem = wg_smem_bytes(OP, NKS, NWG);
     FK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    const dim3 grid(unsigned((geo.x.rows + kWgBM - 1) / kWgBM), unsigned(batch));
-    kernel<<<grid, kWgThreads, smem, stream>>>(geo, WgTiles{static_cast<const unsigned char*>(packed), ntiles}, args);
+    constexpr int BM = wg_bm(NWG);
+    const dim3 grid(unsigned((geo.x.rows + BM - 1) / BM), unsigned(batch));
+    kernel<<<grid, wg_threads(NWG), smem, stream>>>(geo, WgTiles{static_cast<const unsigned char*>(packed), ntiles},
+                                                    args);
     FK_CUDA_CHECK(cudaGetLastError());
     FK_CUDA_CHECK(cudaFreeAsync(packed, stream));
+}
+
+/// Warpgroups a block for f16/bf16: 2 (two blocks an SM) or 4.
+/// FK_WG_BLOCK=2|4 overrides the choice (for comparisons).
+int wg_warpgroups(int64_t k) {
+    if (const char* e = std::getenv("FK_WG_BLOCK")) {
+        if (std::string(e) == "2") return 2;
+        if (std::string(e) == "4") return 4;
+    }
+    return k <= kWgTwoBlocksMaxK ? 2 : 4;
 }
 
 template <WgOp OP>
 void launch_wgmma(const StreamGeom& geo, int batch, const AssignArgs& args, cudaStream_t stream) {
     constexpr int small = wg_nks(OP, 1), large = small * 2;
-    if (wg_nks(OP, int(geo.x.q) * 4) == small) launch_wgmma_nks<OP, small>(geo, batch, args, stream);
-    else launch_wgmma_nks<OP, large>(geo, batch, args, stream);
+    const bool is_small = wg_nks(OP, int(geo.x.q) * 4) == small;
+    if constexpr (OP == WgOp::tf32) {
+        // tf32 keeps 4 warpgroups: at D > 64 its 64 KB of points a 128-point
+        // block leave no room for two blocks an SM.
+        if (is_small) launch_wgmma_nks<OP, small, 4>(geo, batch, args, stream);
+        else launch_wgmma_nks<OP, large, 4>(geo, batch, args, stream);
+    } else if (wg_warpgroups(geo.c.rows) == 2) {
+        if (is_small) launch_wgmma_nks<OP, small, 2>(geo, batch, args, stream);
+        else launch_wgmma_nks<OP, large, 2>(geo, batch, args, stream);
+    } else {
+        if (is_small) launch_wgmma_nks<OP, small, 4>(geo, batch, args, stream);
+        else launch_wgmma_nks<OP, large, 4>(geo, batch, args, stream);
+    }
 }
 
 }  // namespace

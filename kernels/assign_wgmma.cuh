@@ -1,7 +1,7 @@
 // FlashAssign argmin on Hopper tensor cores (sm_90a wgmma): f16/bf16 rows of
 // up to 64 words (D <= 128) and f32 rows computed in tf32, up to 128 words.
 //
-// A block of 4 warpgroups owns 256 points, 64 a warpgroup, copied once into
+// A block of 4 (or 2) warpgroups owns 256 (128) points, 64 a warpgroup, copied once into
 // shared memory in wgmma's "core matrix" layout. f16/bf16 load their A
 // fragments into registers from there (32 registers at D = 128) and reuse
 // them for every centroid tile; tf32 reads A from shared memory (its register
@@ -10,7 +10,7 @@
 // Centroids are packed once per call (pack_tiles_kernel) into tiles of BN
 // rows in the same layout followed by their norms, so that thread 0 moves a
 // tile with one bulk copy (cp.async.bulk) into an S-stage ring guarded by
-// mbarriers: "full" (the copy's bytes landed) and "empty" (all 16 warps have
+// mbarriers: "full" (the copy's bytes landed) and "empty" (all warps have
 // reduced the tile). Warpgroups are coupled only through those barriers.
 //
 // A tile is computed as 64-column sub-tiles accumulated alternately into two
@@ -40,9 +40,12 @@ namespace flashkmeans::kernels {
 
 enum class WgOp { f16, bf16, tf32 };
 
-constexpr int kWgNwg = 4;                 // warpgroups a block
-constexpr int kWgBM = 64 * kWgNwg;        // points a block
-constexpr int kWgThreads = 128 * kWgNwg;
+// A block is NWG warpgroups of 64 points: 4 (one block an SM, 4 tile
+// stages) or 2 (two blocks an SM, 2 stages each, so that one block's point
+// load can overlap the other's tiles at K ~ 1000; f16/bf16 only, where two
+// blocks' shared memory fits an SM).
+__host__ __device__ constexpr int wg_bm(int nwg) { return 64 * nwg; }
+__host__ __device__ constexpr int wg_threads(int nwg) { return 128 * nwg; }
 constexpr int kWgSub = 64;                // columns a sub-tile (one m64n64 wgmma chain)
 constexpr int kWgMaxWords16 = 64;         // f16/bf16: words a row the A registers hold
 constexpr int kWgMaxWordsTf32 = 128;      // tf32: words a row (128 KB of points in smem)
@@ -54,11 +57,13 @@ __host__ __device__ constexpr int wg_nks(WgOp op, int words) {
 /// Centroids a tile, and pipeline stages: tf32 at D > 64 keeps 128 KB of
 /// points resident, which leaves room for 3 stages of 64 centroids.
 __host__ __device__ constexpr int wg_bn(WgOp op, int nks) { return op == WgOp::tf32 && nks > 8 ? 64 : 128; }
-__host__ __device__ constexpr int wg_stages(WgOp op, int nks) { return op == WgOp::tf32 && nks > 8 ? 3 : 4; }
-__host__ __device__ constexpr size_t wg_smem_bytes(WgOp op, int nks) {
-    return size_t(kWgBM) * nks * 32 +
-           wg_stages(op, nks) * (size_t(wg_bn(op, nks)) * nks * 32 + wg_bn(op, nks) * sizeof(float)) +
-           16 * sizeof(double) + 2 * wg_stages(op, nks) * sizeof(uint64_t);
+__host__ __device__ constexpr int wg_stages(WgOp op, int nks, int nwg) {
+    return nwg == 2 ? 2 : op == WgOp::tf32 && nks > 8 ? 3 : 4;
+}
+__host__ __device__ constexpr size_t wg_smem_bytes(WgOp op, int nks, int nwg) {
+    return size_t(wg_bm(nwg)) * nks * 32 +
+           wg_stages(op, nks, nwg) * (size_t(wg_bn(op, nks)) * nks * 32 + wg_bn(op, nks) * sizeof(float)) +
+           16 * sizeof(double) + 2 * wg_stages(op, nks, nwg) * sizeof(uint64_t);
 }
 
 __device__ __forceinline__ void ldsm_x4_addr(uint32_t (&r)[4], uint32_t addr) {
@@ -157,9 +162,11 @@ struct WgArgmin {
 
     /// Reduce across the quad sharing each row, write labels and distances,
     /// and one objective partial per 128 points (kBM: the caller's partial
-    /// array). red: 16 doubles of shared memory.
+    /// array). red: one double a warp (16 at most) of shared memory.
+    template <int BM>
     __device__ void finish(const AssignArgs& a, int b, int64_t row0, int64_t nrows, int rbase, int rows_valid,
                            double* red) const {
+        static_assert(BM % kBM == 0, "a block's rows are whole objective slots");
         const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
         double contrib = 0;
 #pragma unroll
@@ -184,7 +191,7 @@ struct WgArgmin {
         for (int off = 16; off > 0; off >>= 1) contrib += __shfl_down_sync(0xffffffffu, contrib, off);
         if (lane == 0) red[warp] = contrib;
         __syncthreads();
-        if (threadIdx.x < kWgBM / kBM) {
+        if (threadIdx.x < BM / kBM) {
             const int64_t slot = row0 / kBM + threadIdx.x;
             if (slot * kBM < nrows) {
                 constexpr int warps_per_slot = kBM / 16;
@@ -209,12 +216,16 @@ struct WgTiles {
     int ntiles;
 };
 
-/// NKS = wg_nks(OP, words a row).
-template <WgOp OP, int NKS>
-__global__ void __launch_bounds__(kWgThreads, 1) assign_wgmma_kernel(StreamGeom geo, WgTiles ct, AssignArgs a) {
+/// NKS = wg_nks(OP, words a row); NWG warpgroups a block, 4 / NWG blocks an
+/// SM (128 registers a thread either way).
+template <WgOp OP, int NKS, int NWG>
+__global__ void __launch_bounds__(wg_threads(NWG), 4 / NWG)
+        assign_wgmma_kernel(StreamGeom geo, WgTiles ct, AssignArgs a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    static_assert(NWG == 2 || NWG == 4, "2 or 4 warpgroups a block");
     constexpr bool TF32 = OP == WgOp::tf32;
-    constexpr int BM = kWgBM, NT = kWgThreads, BN = wg_bn(OP, NKS), S = wg_stages(OP, NKS);
+    constexpr int BM = wg_bm(NWG), NT = wg_threads(NWG), BN = wg_bn(OP, NKS), S = wg_stages(OP, NKS, NWG);
+    constexpr int NWARPS = 4 * NWG;
     constexpr int SPT = BN / kWgSub;  // sub-tiles a tile
     constexpr int kq = 2 * NKS;       // 16-byte chunks a row
     constexpr uint32_t lbo = 128, sbo = kq * 128;
@@ -225,7 +236,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) assign_wgmma_kernel(StreamGeom 
     unsigned char* cstage = wsm + xbytes;  // S x (tile data, norms)
     double* red = reinterpret_cast<double*>(cstage + S * tile_bytes);
     uint64_t* full = reinterpret_cast<uint64_t*>(red + 16);  // tile landed
-    uint64_t* empty = full + S;                              // all 16 warps done with it
+    uint64_t* empty = full + S;                              // all NWARPS warps done with it
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, t = lane & 3;
     const int b = blockIdx.y;
@@ -240,13 +251,13 @@ __global__ void __launch_bounds__(kWgThreads, 1) assign_wgmma_kernel(StreamGeom 
     if (tid == 0) {
         for (int s = 0; s < S; ++s) {
             tma::mbar_init(full + s, 1);
-            tma::mbar_init(empty + s, 16);
+            tma::mbar_init(empty + s, NWARPS);
         }
     }
     __syncthreads();
 
     // Thread 0 fetches tile jt into stage jt % S, with one bulk copy (data and
-    // norms), once all 16 warps have released tile jt - S.
+    // norms), once all NWARPS warps have released tile jt - S.
     int next = 0;  // thread 0: the next tile to fetch
     auto fetch = [&]() {
         const int st = next % S;
@@ -371,7 +382,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) assign_wgmma_kernel(StreamGeom 
     reduce(acc0, u);
     wg::wait<0>();
     reduce(acc1, u + 1);
-    am.finish(a, b, row0, geo.x.rows, rbase, rows_valid, red);
+    am.finish<BM>(a, b, row0, geo.x.rows, rbase, rows_valid, red);
 #endif
 }
 

@@ -162,6 +162,52 @@ TEST(CudaBackend, UpdateSmallCodebooks) {
     }
 }
 
+// The sort-inverse sums read rows 16 or 8 bytes a lane where d is a multiple
+// of 4 and element by element otherwise; rows longer than one pass of the
+// warp (128 columns) take several passes, the last one partial. Batched and
+// weighted, f32 and bf16.
+TEST(CudaBackend, UpdateVectorAndStridedRows) {
+    FK_REQUIRE_GPU();
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    struct Shape { int64_t B, n, k, d; fk::DType t; };
+    for (const Shape& sh : {Shape{3, 1700, 37, 130, fk::DType::f32}, Shape{2, 1500, 41, 260, fk::DType::f32},
+                            Shape{2, 1300, 29, 200, fk::DType::bf16}, Shape{1, 999, 64, 36, fk::DType::f16}}) {
+        SCOPED_TRACE("d " + std::to_string(sh.d));
+        const int64_t B = sh.B, n = sh.n, k = sh.k, d = sh.d;
+        auto x = randn(size_t(B * n * d), seed + uint64_t(d));
+        if (sh.t != fk::DType::f32) x = round_to(x, sh.t);
+        const auto x16 = to_16bit(x, sh.t);
+        std::vector<float> wts = randn(size_t(B * n), seed + 1);
+        for (auto& v : wts) v = 0.5f + std::abs(v);
+        const auto c0 = pick_centroids(x, B, n, k, d, seed + 2);
+        auto be = fkd::make_cuda_backend(0, 0);
+        const void* data = sh.t == fk::DType::f32 ? static_cast<const void*>(x.data()) : x16.data();
+        be->load(view3(data, B, n, d, sh.t), view2(wts.data(), B, n, fk::DType::f32), {}, {B, n, d, k},
+                 fk::Metric::L2, fk::Precision::exact);
+        const Step s = one_step(*be, B, n, k, d, c0, 0);
+        check_update(s, x, &wts, c0, B, n, k, d, 0);
+    }
+}
+
+// From 4M points the sums walk 256-point segments of the sorted order (one
+// add per run a segment): 2 x 2.1M points, a k x d too large for the
+// shared-memory path.
+TEST(CudaBackend, UpdateLongSegments) {
+    FK_REQUIRE_GPU();
+    const int64_t B = 2, n = 2100000, k = 1500, d = 20;
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    const auto x = round_to(randn(size_t(B * n * d), seed), fk::DType::f16);
+    const auto x16 = to_16bit(x, fk::DType::f16);
+    const auto c0 = pick_centroids(x, B, n, k, d, seed + 1);
+    auto be = fkd::make_cuda_backend(0, 0);
+    be->load(view3(x16.data(), B, n, d, fk::DType::f16), {}, {}, {B, n, d, k}, fk::Metric::L2,
+             fk::Precision::automatic);
+    const Step s = one_step(*be, B, n, k, d, c0, 0);
+    check_update(s, x, nullptr, c0, B, n, k, d, 0);
+}
+
 TEST(CudaBackend, BatchedEqualsLooping) {
     FK_REQUIRE_GPU();
     const int64_t B = 3, n = 900, k = 40, d = 96;

@@ -1,0 +1,48 @@
+#!/bin/bash
+# A quick kernel experiment on the GPU machine, in one call (the full build,
+# tests and benchmarks are run_on_device.sh): build the engine's bench_gpu
+# and GPU test binary only (no Faiss, no Python), run the GPU tests matching
+# FK_TESTS (a gtest filter, default the assign tests), then bench_gpu once per
+# variant (each variant a set of environment assignments, e.g.
+# "FK_WG_BLOCK=4" "FK_WG_BLOCK=2"), then flash-kmeans on the same cases.
+#   carry: [".gtest-src", ".whl"]
+#   FK_CASES="n1M-k1024 n8M-k1024" bench/probe_on_device.sh [variant ...]
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${OUT:-$ROOT/gpu-out}
+mkdir -p "$OUT"
+B=/tmp/fk-build
+CASES=${FK_CASES:-}
+{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader
+  nvcc --version | tail -1; } | tee "$OUT/env.txt"
+if [ -d "$ROOT/.whl" ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$ROOT"/.whl/*.whl \
+    && export PYTHONPATH=/tmp/site
+fi
+t0=$SECONDS
+{ cmake -S "$ROOT/.gtest-src" -B /tmp/gtest-build -G Ninja -DCMAKE_INSTALL_PREFIX=/tmp/gtest -DBUILD_GMOCK=OFF \
+    && ninja -C /tmp/gtest-build install \
+    && cmake -S "$ROOT" -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLASHKMEANS_CUDA=ON \
+         -DFLASHKMEANS_CUDA_ARCHS=90a-real -DFLASHKMEANS_BUILD_FAISS=OFF -DCMAKE_PREFIX_PATH=/tmp/gtest \
+    && ninja -C $B -j"$(nproc)" bench_gpu flashkmeans_gpu_tests; } > "$OUT/build.log" 2>&1 \
+  || { echo "BUILD FAILED"; grep -E "error" "$OUT/build.log" | head -30; exit 1; }
+echo "build ok in $((SECONDS - t0)) s"
+cuobjdump --dump-resource-usage $B/CMakeFiles/flashkmeans.dir/kernels/assign.cu.o 2>&1 | grep -A1 assign_wgmma \
+  | grep -o "REG:[0-9]* STACK:[0-9]* SHARED:[0-9]* LOCAL:[0-9]*" | sort | uniq -c
+rc=0
+if [ "${FK_TESTS:-Assign*}" != none ]; then
+  $B/tests/gpu/flashkmeans_gpu_tests --gtest_filter="${FK_TESTS:-Assign*}" > "$OUT/tests.log" 2>&1 || rc=1
+  grep -E "^\[  (PASSED|FAILED)|FAILED  \]" "$OUT/tests.log" | head -20
+fi
+n=0
+for v in "${@:-base}"; do
+  n=$((n + 1))
+  echo "== variant $n: $v"
+  if [ "$v" = base ]; then envs=(); else read -r -a envs <<< "$v"; fi
+  env "${envs[@]}" $B/bench/bench_gpu "$OUT/bench_v$n.json" $CASES 2>&1 | tee "$OUT/bench_v$n.log" | grep -v "^device"
+done
+if [ "${FK_PEERS:-1}" = 1 ]; then
+  PYTHONUNBUFFERED=1 python3 "$ROOT/bench/peers/run_flash_kmeans.py" "$OUT/bench_flash_kmeans.json" $CASES \
+    2>&1 | grep -v Warning | tee "$OUT/bench_flash_kmeans.log"
+fi
+exit $rc
