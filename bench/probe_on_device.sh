@@ -4,7 +4,8 @@
 # and GPU test binary only (no Faiss, no Python), run the GPU tests matching
 # FK_TESTS (a gtest filter, default the assign tests), then bench_gpu once per
 # variant (each variant a set of environment assignments, e.g.
-# "FK_WG_BLOCK=4" "FK_WG_BLOCK=2"), then flash-kmeans on the same cases.
+# "FK_WG_BLOCK=4" "FK_WG_BLOCK=2", and optionally @case,case to run only
+# those cases), then flash-kmeans on the same cases.
 #   carry: [".gtest-src", ".whl"]
 #   FK_CASES="n1M-k1024 n8M-k1024" bench/probe_on_device.sh [variant ...]
 set -u
@@ -38,8 +39,11 @@ n=0
 for v in "${@:-base}"; do
   n=$((n + 1))
   echo "== variant $n: $v"
-  if [ "$v" = base ]; then envs=(); else read -r -a envs <<< "$v"; fi
-  env "${envs[@]}" $B/bench/bench_gpu "$OUT/bench_v$n.json" $CASES 2>&1 | tee "$OUT/bench_v$n.log" | grep -v "^device"
+  envs=(); vcases=$CASES
+  for tok in $v; do
+    case $tok in base) ;; @*) vcases=${tok#@}; vcases=${vcases//,/ } ;; *) envs+=("$tok") ;; esac
+  done
+  env "${envs[@]}" $B/bench/bench_gpu "$OUT/bench_v$n.json" $vcases 2>&1 | tee "$OUT/bench_v$n.log" | grep -v "^device"
 done
 if [ "${FK_PEERS:-1}" = 1 ]; then
   PYTHONUNBUFFERED=1 python3 "$ROOT/bench/peers/run_flash_kmeans.py" "$OUT/bench_flash_kmeans.json" $CASES \

@@ -3,8 +3,12 @@
 // distance per point leave the chip, plus a per-block objective sum.
 #include "kernels/stream_launch.cuh"
 #include "kernels/assign_wgmma.cuh"
+#include "kernels/assign_wgmma_long.cuh"
+#include "kernels/tensor_map.cuh"
 
+#include <algorithm>
 #include <cstdlib>
+#include <string>
 
 #include <climits>
 
@@ -200,6 +204,38 @@ void launch_wgmma(const StreamGeom& geo, int batch, const AssignArgs& args, cuda
     }
 }
 
+/// Rows longer than the register-resident kernel takes (assign_wgmma_long.cuh).
+template <WgOp OP>
+void launch_wgmma_long(const StreamGeom& geo, int batch, const AssignArgs& args, cudaStream_t stream) {
+    const int64_t cols = int64_t(geo.x.q) * 8;  // 16-bit elements a padded row
+    const int nkc = int((cols + kWlBK - 1) / kWlBK);
+    const int ntiles = int((geo.c.rows + kWlBN - 1) / kWlBN);
+    const bool bf16 = OP == WgOp::bf16;
+    // A problem stride is required even for one problem: any multiple of 16.
+    auto bstride = [&](const Operand& o) { return batch > 1 ? o.batch * 4 : o.ld * 4 * std::max<int64_t>(o.rows, 1); };
+    WlMaps maps;
+    maps.x = make_tensor_map_16bit(geo.x.data, bf16, cols, geo.x.rows, batch, geo.x.ld * 4, bstride(geo.x), kWlBK,
+                                   kWlBM);
+    maps.c = make_tensor_map_16bit(geo.c.data, bf16, cols, geo.c.rows, batch, geo.c.ld * 4, bstride(geo.c), kWlBK,
+                                   kWlBN);
+    // ||c||^2 padded to whole tiles (zeros past k).
+    const size_t pad_bytes = size_t(batch) * ntiles * kWlBN * sizeof(float);
+    void* cn_pad = nullptr;
+    FK_CUDA_CHECK(cudaMallocAsync(&cn_pad, pad_bytes, stream));
+    FK_CUDA_CHECK(cudaMemsetAsync(cn_pad, 0, pad_bytes, stream));
+    if (!args.ip)
+        FK_CUDA_CHECK(cudaMemcpy2DAsync(cn_pad, size_t(ntiles) * kWlBN * sizeof(float), args.cnorm,
+                                        size_t(args.k) * sizeof(float), size_t(args.k) * sizeof(float), size_t(batch),
+                                        cudaMemcpyDeviceToDevice, stream));
+    auto kernel = assign_wgmma_long_kernel<OP>;
+    FK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kWlSmemBytes)));
+    const dim3 grid(unsigned((geo.x.rows + kWlBM - 1) / kWlBM), unsigned(batch));
+    kernel<<<grid, kWlThreads, kWlSmemBytes, stream>>>(maps, nkc, ntiles, static_cast<const float*>(cn_pad),
+                                                      geo.x.rows, args);
+    FK_CUDA_CHECK(cudaGetLastError());
+    FK_CUDA_CHECK(cudaFreeAsync(cn_pad, stream));
+}
+
 }  // namespace
 
 void launch_assign(const StreamGeom& geo, int batch, MathKind kind, const AssignArgs& args,
@@ -216,6 +252,16 @@ void launch_assign(const StreamGeom& geo, int batch, MathKind kind, const Assign
         if (!(path && std::string(path) == "mma") && wgmma_available()) {
             if (kind == MathKind::f16) launch_wgmma<WgOp::f16>(geo, batch, args, stream);
             else launch_wgmma<WgOp::bf16>(geo, batch, args, stream);
+            return;
+        }
+    }
+    // Longer f16/bf16 rows: the main loop over D (TMA + m64n256 wgmma).
+    if (wg_kind && geo.x.rows > 0 && geo.c.rows > 0 && batch <= 65535 && geo.x.q == geo.c.q &&
+        geo.x.q * 4 > kWgMaxWords16 && geo.x.rows < INT_MAX && geo.c.rows < INT_MAX) {
+        const char* path = std::getenv("FK_ASSIGN_PATH");
+        if (!(path && std::string(path) == "mma") && wgmma_available()) {
+            if (kind == MathKind::f16) launch_wgmma_long<WgOp::f16>(geo, batch, args, stream);
+            else launch_wgmma_long<WgOp::bf16>(geo, batch, args, stream);
             return;
         }
     }

@@ -1,6 +1,6 @@
-// Hopper (sm_90) bulk asynchronous copies and transaction mbarriers: what the
-// assign kernel needs to fetch a centroid tile with one instruction and to
-// pipeline tiles without __syncthreads.
+// Hopper (sm_90) bulk asynchronous copies (plain and through tensor maps) and
+// transaction mbarriers: what the assign kernels need to fetch a tile with one
+// instruction and to pipeline tiles without __syncthreads.
 // Only meaningful when compiled for sm_90+; callers guard their use.
 #pragma once
 
@@ -52,6 +52,21 @@ __device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t b
                      smem_addr(dst)),
                  "l"(src), "r"(bytes), "r"(smem_addr(bar))
                  : "memory");
+}
+
+/// A box of a 3-D tensor map (cuTensorMapEncodeTiled; `map` a __grid_constant__
+/// kernel parameter) at coordinates (c0 innermost, c1, c2) into shared memory,
+/// laid out (and swizzled) as the map says; elements outside the tensor arrive
+/// as zeros and count towards the barrier's bytes like the others.
+__device__ __forceinline__ void tensor_copy_3d(void* dst, const void* map, int c0, int c1, int c2, uint64_t* bar) {
+    asm volatile(
+        "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], "
+        "[%5];\n" ::"r"(smem_addr(dst)),
+        "l"(map), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar))
+        : "memory");
+}
+__device__ __forceinline__ void prefetch_tensor_map(const void* map) {
+    asm volatile("prefetch.tensormap [%0];\n" ::"l"(map) : "memory");
 }
 #endif
 

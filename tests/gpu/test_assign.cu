@@ -241,6 +241,15 @@ const Case kCases[] = {
     {1, 1, 130, 128, DType::f16, Precision::automatic, Metric::L2, false},
     {1, 300, 300, 128, DType::f16, Precision::automatic, Metric::L2, false},
     {1, 1, 100, 64, DType::f32, Precision::tf32, Metric::L2, false},
+    // f16 / bf16 rows past 128 elements (TMA + m64n256 main loop over D): a
+    // partial last D chunk, K off the 256-centroid tiles, N = 1, K = N,
+    // duplicates, IP, batched, K below one tile.
+    {1, 1000, 300, 1024, DType::f16, Precision::automatic, Metric::L2, false},
+    {2, 333, 257, 200, DType::bf16, Precision::automatic, Metric::L2, true},
+    {1, 1, 513, 136, DType::f16, Precision::automatic, Metric::inner_product, false},
+    {1, 300, 300, 130, DType::f16, Precision::automatic, Metric::L2, false},
+    {3, 129, 5, 256, DType::f16, Precision::automatic, Metric::L2, false},
+    {1, 700, 600, 520, DType::bf16, Precision::automatic, Metric::inner_product, true},
     // exact on 16-bit input (converted to float32 on the device)
     {1, 600, 33, 40, DType::f16, Precision::exact, Metric::L2, false},
 };
@@ -300,6 +309,8 @@ const Case kPathCases[] = {
     {1, 777, 200, 3, DType::f32, Precision::tf32, Metric::L2, false},
     {1, 2000, 300, 64, DType::f32, Precision::tf32, Metric::inner_product, false},
     {1, 3000, 500, 128, DType::f16, Precision::automatic, Metric::L2, false},
+    {1, 2000, 700, 384, DType::f16, Precision::automatic, Metric::L2, false},
+    {2, 900, 300, 1000, DType::bf16, Precision::automatic, Metric::inner_product, false},
 };
 
 /// The two block shapes of the Hopper f16/bf16 kernel (FK_WG_BLOCK=4: 256
