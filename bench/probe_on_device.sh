@@ -45,6 +45,16 @@ for v in "${@:-base}"; do
   done
   env "${envs[@]}" $B/bench/bench_gpu "$OUT/bench_v$n.json" $vcases 2>&1 | tee "$OUT/bench_v$n.log" | grep -v "^device"
 done
+# FK_NCU="env... @case kernel-regex": one profiled launch of the kernel in that case.
+if [ -n "${FK_NCU:-}" ]; then
+  read -r -a nt <<< "$FK_NCU"
+  kre=${nt[-1]}; ncase=${nt[-2]#@}; unset 'nt[-1]' 'nt[-1]'
+  env "${nt[@]}" ncu --clock-control none -k "regex:$kre" --launch-skip 3 --launch-count 1 \
+    --section SpeedOfLight --section WarpStateStats --section ComputeWorkloadAnalysis --section Occupancy \
+    --metrics sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_fma.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_alu.avg.pct_of_peak_sustained_active,smsp__issue_active.avg.pct_of_peak_sustained_active \
+    $B/bench/bench_gpu /tmp/ncu.json "$ncase" > "$OUT/ncu.txt" 2>&1
+  grep -E "pct_of_peak|Duration|Issue Slots|Stall|Registers|Theoretical Occ|Achieved Occ" "$OUT/ncu.txt" | head -40
+fi
 if [ "${FK_PEERS:-1}" = 1 ]; then
   PYTHONUNBUFFERED=1 python3 "$ROOT/bench/peers/run_flash_kmeans.py" "$OUT/bench_flash_kmeans.json" $CASES \
     2>&1 | grep -v Warning | tee "$OUT/bench_flash_kmeans.log"

@@ -150,7 +150,7 @@ bool wgmma_available() {
     return cache[dev] == 2;
 }
 
-template <WgOp OP, int NKS, int NWG>
+template <WgOp OP, int NKS, int NWG, int SUB = kWgSub>
 void launch_wgmma_nks(const StreamGeom& geo, int batch, const AssignArgs& args, cudaStream_t stream) {
     // The centroids as packed tiles (rows in the wgmma layout, then norms),
     // so that one bulk copy moves a tile.
@@ -165,8 +165,8 @@ void launch_wgmma_nks(const StreamGeom& geo, int batch, const AssignArgs& args, 
                                                            static_cast<unsigned char*>(packed));
     FK_CUDA_CHECK(cudaGetLastError());
 
-    auto kernel = assign_wgmma_kernel<OP, NKS, NWG>;
-    const size_t smem = wg_smem_bytes(OP, NKS, NWG);
+    auto kernel = assign_wgmma_kernel<OP, NKS, NWG, SUB>;
+    const size_t smem = wg_smem_bytes(OP, NKS, NWG, SUB);
     FK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     constexpr int BM = wg_bm(NWG);
     const dim3 grid(unsigned((geo.x.rows + BM - 1) / BM), unsigned(batch));
@@ -176,12 +176,15 @@ void launch_wgmma_nks(const StreamGeom& geo, int batch, const AssignArgs& args, 
     FK_CUDA_CHECK(cudaFreeAsync(packed, stream));
 }
 
-/// Warpgroups a block for f16/bf16: 2 (two blocks an SM) or 4.
-/// FK_WG_BLOCK=2|4 overrides the choice (for comparisons).
-int wg_warpgroups(int64_t k) {
+/// Block shape for f16/bf16: 4 warpgroups of 64-column sub-tiles (4), 2 of
+/// them with two blocks an SM (2), or 2 warpgroups of 128-column sub-tiles,
+/// one block an SM (3). FK_WG_BLOCK=4|2|2w overrides the choice (for
+/// comparisons).
+int wg_block_shape(int64_t k) {
     if (const char* e = std::getenv("FK_WG_BLOCK")) {
         if (std::string(e) == "2") return 2;
         if (std::string(e) == "4") return 4;
+        if (std::string(e) == "2w") return 3;
     }
     return k <= kWgTwoBlocksMaxK ? 2 : 4;
 }
@@ -195,9 +198,12 @@ void launch_wgmma(const StreamGeom& geo, int batch, const AssignArgs& args, cuda
         // block leave no room for two blocks an SM.
         if (is_small) launch_wgmma_nks<OP, small, 4>(geo, batch, args, stream);
         else launch_wgmma_nks<OP, large, 4>(geo, batch, args, stream);
-    } else if (wg_warpgroups(geo.c.rows) == 2) {
+    } else if (const int shape = wg_block_shape(geo.c.rows); shape == 2) {
         if (is_small) launch_wgmma_nks<OP, small, 2>(geo, batch, args, stream);
         else launch_wgmma_nks<OP, large, 2>(geo, batch, args, stream);
+    } else if (shape == 3) {
+        if (is_small) launch_wgmma_nks<OP, small, 2, 128>(geo, batch, args, stream);
+        else launch_wgmma_nks<OP, large, 2, 128>(geo, batch, args, stream);
     } else {
         if (is_small) launch_wgmma_nks<OP, small, 4>(geo, batch, args, stream);
         else launch_wgmma_nks<OP, large, 4>(geo, batch, args, stream);

@@ -57,13 +57,14 @@ __host__ __device__ constexpr int wg_nks(WgOp op, int words) {
 /// Centroids a tile, and pipeline stages: tf32 at D > 64 keeps 128 KB of
 /// points resident, which leaves room for 3 stages of 64 centroids.
 __host__ __device__ constexpr int wg_bn(WgOp op, int nks) { return op == WgOp::tf32 && nks > 8 ? 64 : 128; }
-__host__ __device__ constexpr int wg_stages(WgOp op, int nks, int nwg) {
-    return nwg == 2 ? 2 : op == WgOp::tf32 && nks > 8 ? 3 : 4;
+/// Two blocks an SM (NWG = 2, 64-column sub-tiles) share its shared memory: 2 stages each.
+__host__ __device__ constexpr int wg_stages(WgOp op, int nks, int nwg, int sub = 64) {
+    return nwg == 2 && sub == 64 ? 2 : op == WgOp::tf32 && nks > 8 ? 3 : 4;
 }
-__host__ __device__ constexpr size_t wg_smem_bytes(WgOp op, int nks, int nwg) {
+__host__ __device__ constexpr size_t wg_smem_bytes(WgOp op, int nks, int nwg, int sub = 64) {
     return size_t(wg_bm(nwg)) * nks * 32 +
-           wg_stages(op, nks, nwg) * (size_t(wg_bn(op, nks)) * nks * 32 + wg_bn(op, nks) * sizeof(float)) +
-           16 * sizeof(double) + 2 * wg_stages(op, nks, nwg) * sizeof(uint64_t);
+           wg_stages(op, nks, nwg, sub) * (size_t(wg_bn(op, nks)) * nks * 32 + wg_bn(op, nks) * sizeof(float)) +
+           16 * sizeof(double) + 2 * wg_stages(op, nks, nwg, sub) * sizeof(uint64_t);
 }
 
 __device__ __forceinline__ void ldsm_x4_addr(uint32_t (&r)[4], uint32_t addr) {
@@ -216,17 +217,24 @@ struct WgTiles {
     int ntiles;
 };
 
-/// NKS = wg_nks(OP, words a row); NWG warpgroups a block, 4 / NWG blocks an
-/// SM (128 registers a thread either way).
-template <WgOp OP, int NKS, int NWG>
-__global__ void __launch_bounds__(wg_threads(NWG), 4 / NWG)
+/// Blocks an SM: 4 / NWG with 64-column sub-tiles (128 registers a thread
+/// either way); one with 128-column sub-tiles (64 accumulators a set).
+__host__ __device__ constexpr int wg_blocks_per_sm(int nwg, int sub) { return sub == 128 ? 1 : 4 / nwg; }
+
+/// NKS = wg_nks(OP, words a row); NWG warpgroups a block; SUB columns a
+/// sub-tile: 64 (m64n64 chains) or 128 (m64n128, f16/bf16 with NWG = 2, one
+/// block an SM: fewer, larger wgmmas for the same tensor work).
+template <WgOp OP, int NKS, int NWG, int SUB = kWgSub>
+__global__ void __launch_bounds__(wg_threads(NWG), wg_blocks_per_sm(NWG, SUB))
         assign_wgmma_kernel(StreamGeom geo, WgTiles ct, AssignArgs a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     static_assert(NWG == 2 || NWG == 4, "2 or 4 warpgroups a block");
+    static_assert(SUB == 64 || (SUB == 128 && OP != WgOp::tf32), "128-column sub-tiles are f16/bf16");
     constexpr bool TF32 = OP == WgOp::tf32;
-    constexpr int BM = wg_bm(NWG), NT = wg_threads(NWG), BN = wg_bn(OP, NKS), S = wg_stages(OP, NKS, NWG);
+    constexpr int BM = wg_bm(NWG), NT = wg_threads(NWG), BN = wg_bn(OP, NKS), S = wg_stages(OP, NKS, NWG, SUB);
     constexpr int NWARPS = 4 * NWG;
-    constexpr int SPT = BN / kWgSub;  // sub-tiles a tile
+    constexpr int SPT = BN / SUB;  // sub-tiles a tile
+    constexpr int NACC = SUB / 2;  // accumulators a thread a sub-tile
     constexpr int kq = 2 * NKS;       // 16-byte chunks a row
     constexpr uint32_t lbo = 128, sbo = kq * 128;
     constexpr int xbytes = BM * NKS * 32, tile_bytes = wg_tile_bytes(OP, NKS), data_bytes = BN * NKS * 32;
@@ -333,26 +341,39 @@ __global__ void __launch_bounds__(wg_threads(NWG), 4 / NWG)
     // A k step advances a descriptor's address field (bytes / 16) by 256 / 16;
     // shared addresses stay below 2^18, so the field never carries over.
     const uint64_t da0 = wg::desc_noswizzle(xa, lbo, sbo);
-    auto issue_sub = [&](float (&acc)[32], int u) {
+    auto issue_sub = [&](float (&acc)[NACC], int u) {
         acquire(u);
         const uint64_t db0 = wg::desc_noswizzle(
-                smem_addr(cstage + ((u / SPT) % S) * tile_bytes) + (u % SPT) * 8 * sbo, lbo, sbo);
+                smem_addr(cstage + ((u / SPT) % S) * tile_bytes) + (u % SPT) * (SUB / 8) * sbo, lbo, sbo);
         wg::fence();
 #pragma unroll
         for (int ks = 0; ks < NKS; ++ks) {
             const uint64_t db = db0 + ks * 16;
-            if constexpr (OP == WgOp::f16) wg::wgmma_m64n64k16_f16(acc, afr[ks], db, ks);
-            else if constexpr (OP == WgOp::bf16) wg::wgmma_m64n64k16_bf16(acc, afr[ks], db, ks);
-            else wg::wgmma_m64n64k8_tf32_ss(acc, da0 + ks * 16, db, ks);
+            if constexpr (SUB == 128) {
+                if constexpr (OP == WgOp::f16) wg::wgmma_m64n128k16_f16(acc, afr[ks], db, ks);
+                else wg::wgmma_m64n128k16_bf16(acc, afr[ks], db, ks);
+            } else if constexpr (OP == WgOp::f16) {
+                wg::wgmma_m64n64k16_f16(acc, afr[ks], db, ks);
+            } else if constexpr (OP == WgOp::bf16) {
+                wg::wgmma_m64n64k16_bf16(acc, afr[ks], db, ks);
+            } else {
+                wg::wgmma_m64n64k8_tf32_ss(acc, da0 + ks * 16, db, ks);
+            }
         }
         wg::commit();
     };
-    auto reduce = [&](float (&acc)[32], int u) {
+    // A 128-column sub-tile's accumulators are two 64-column halves in the
+    // layout WgArgmin takes (columns 8 jn + 2 t + e at 4 jn + 2 h + e).
+    auto reduce = [&](float (&acc)[NACC], int u) {
         wg::acc_fence(acc);
-        const int c0 = u * kWgSub;
-        const float* cn = reinterpret_cast<const float*>(cstage + ((u / SPT) % S) * tile_bytes + data_bytes) +
-                          (u % SPT) * kWgSub + 2 * t;
-        am.sub_tile(acc, cn, c0, int(min64(kWgSub, K - c0)), ip, t);
+#pragma unroll
+        for (int half = 0; half < SUB / kWgSub; ++half) {
+            const int c0 = u * SUB + half * kWgSub;
+            const float* cn = reinterpret_cast<const float*>(cstage + ((u / SPT) % S) * tile_bytes + data_bytes) +
+                              (u % SPT) * SUB + half * kWgSub + 2 * t;
+            am.sub_tile(*reinterpret_cast<float(*)[32]>(acc + 32 * half), cn, c0, int(min64(kWgSub, K - c0)), ip,
+                        t);
+        }
         release(u);
     };
 
@@ -365,7 +386,7 @@ __global__ void __launch_bounds__(wg_threads(NWG), 4 / NWG)
     // it has run beside the reduction of acc1, and the next iteration's
     // first reduction again overlaps a fresh wgmma.
     const int nsub = (ntiles * SPT + 1) & ~1;
-    float acc0[32], acc1[32];
+    float acc0[NACC], acc1[NACC];
     issue_sub(acc0, 0);
     int u = 0;
     for (; u + 2 < nsub; u += 2) {

@@ -313,10 +313,11 @@ const Case kPathCases[] = {
     {2, 900, 300, 1000, DType::bf16, Precision::automatic, Metric::inner_product, false},
 };
 
-/// The two block shapes of the Hopper f16/bf16 kernel (FK_WG_BLOCK=4: 256
-/// points a block, one block an SM; =2: 128 points, two blocks an SM) run the
-/// same wgmma chains on every row and sum each 128-row objective slot in the
-/// same order, so labels, distances and objective must agree bit for bit.
+/// The block shapes of the Hopper f16/bf16 kernel (FK_WG_BLOCK=4: 256 points
+/// a block, one block an SM; =2: 128 points, two blocks an SM; =2w: 128
+/// points, 128-column sub-tiles) run the same k16 wgmma steps for every dot
+/// product and sum each 128-row objective slot in the same order, so labels,
+/// distances and objective must agree bit for bit.
 class AssignBlockShapeTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(AssignBlockShapeTest, TwoAndFourWarpgroupsAgreeExactly) {
@@ -332,19 +333,22 @@ TEST_P(AssignBlockShapeTest, TwoAndFourWarpgroupsAgreeExactly) {
                 std::copy_n(&c[size_t((b * cs.k + j - 1) * cs.d)], cs.d, &c[size_t((b * cs.k + j) * cs.d)]);
     setenv("FK_WG_BLOCK", "4", 1);
     const GpuResult r4 = run_kernel(cs, x, c);
-    setenv("FK_WG_BLOCK", "2", 1);
-    const GpuResult r2 = run_kernel(cs, x, c);
+    for (const char* shape : {"2", "2w"}) {
+        SCOPED_TRACE(std::string("FK_WG_BLOCK=") + shape);
+        setenv("FK_WG_BLOCK", shape, 1);
+        const GpuResult r2 = run_kernel(cs, x, c);
+        for (size_t i = 0; i < r4.labels.size(); ++i) {
+            ASSERT_GE(r4.labels[i], 0) << "row " << i << " not written";
+            ASSERT_EQ(r4.labels[i], r2.labels[i]) << "row " << i;
+            ASSERT_EQ(std::memcmp(&r4.dist[i], &r2.dist[i], sizeof(float)), 0)
+                    << "row " << i << ": " << r4.dist[i] << " vs " << r2.dist[i];
+        }
+        for (int64_t b = 0; b < cs.B; ++b) {
+            ASSERT_TRUE(std::isfinite(r4.obj[size_t(b)]));
+            EXPECT_EQ(r4.obj[size_t(b)], r2.obj[size_t(b)]) << "problem " << b;
+        }
+    }
     unsetenv("FK_WG_BLOCK");
-    for (size_t i = 0; i < r4.labels.size(); ++i) {
-        ASSERT_GE(r4.labels[i], 0) << "row " << i << " not written";
-        ASSERT_EQ(r4.labels[i], r2.labels[i]) << "row " << i;
-        ASSERT_EQ(std::memcmp(&r4.dist[i], &r2.dist[i], sizeof(float)), 0)
-                << "row " << i << ": " << r4.dist[i] << " vs " << r2.dist[i];
-    }
-    for (int64_t b = 0; b < cs.B; ++b) {
-        ASSERT_TRUE(std::isfinite(r4.obj[size_t(b)]));
-        EXPECT_EQ(r4.obj[size_t(b)], r2.obj[size_t(b)]) << "problem " << b;
-    }
 }
 
 const Case kBlockShapeCases[] = {
