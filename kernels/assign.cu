@@ -262,8 +262,13 @@ void launch_assign(const StreamGeom& geo, int batch, MathKind kind, const Assign
         }
     }
     // Longer f16/bf16 rows: the main loop over D (TMA + m64n256 wgmma).
+    // Tensor maps need 16-byte aligned bases and strides (else the portable kernel).
+    auto tma_ok = [&](const Operand& o) {
+        return reinterpret_cast<uintptr_t>(o.data) % 16 == 0 && o.ld % 4 == 0 && (batch == 1 || o.batch % 4 == 0) &&
+               o.rows < INT_MAX;
+    };
     if (wg_kind && geo.x.rows > 0 && geo.c.rows > 0 && batch <= 65535 && geo.x.q == geo.c.q &&
-        geo.x.q * 4 > kWgMaxWords16 && geo.x.rows < INT_MAX && geo.c.rows < INT_MAX) {
+        geo.x.q * 4 > kWgMaxWords16 && tma_ok(geo.x) && tma_ok(geo.c)) {
         const char* path = std::getenv("FK_ASSIGN_PATH");
         if (!(path && std::string(path) == "mma") && wgmma_available()) {
             if (kind == MathKind::f16) launch_wgmma_long<WgOp::f16>(geo, batch, args, stream);
