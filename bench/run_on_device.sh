@@ -11,8 +11,12 @@
 #   bench/run_on_device.sh [tests] [bench] [peers] [faissgpu] [plugin] [case ...]
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-OUT=${OUT:-$ROOT/gpu-out}
-mkdir -p "$OUT"
+# Logs and JSON are written to a scratch folder and packed into one archive
+# in the real $OUT at the end (the device tool returns at most 8 files).
+FINAL_OUT=${OUT:-$ROOT/gpu-out}
+OUT=/tmp/fk-out
+mkdir -p "$OUT" "$FINAL_OUT"
+trap 'tar czf "$FINAL_OUT/results.tgz" -C "$OUT" . ; cp "$OUT"/*.json "$FINAL_OUT"/ 2>/dev/null' EXIT
 STEPS=" ${*:-tests bench peers} "
 CASES=$(printf '%s\n' "$@" | grep -v -E '^(tests|bench|peers|faissgpu|plugin)$' | tr '\n' ' ')
 B=/tmp/fk-build
@@ -59,9 +63,9 @@ if [[ $STEPS == *" tests "* ]]; then
   t0=$SECONDS
   (cd $B && ctest --output-on-failure --timeout 300 -j 8) > "$OUT/ctest.log" 2>&1 || rc=1
   # Streaming and the update sum in a run-dependent order: repeat them.
-  $B/tests/gpu/flashkmeans_gpu_tests --gtest_filter='Streaming.*:GpuTrainer*:CudaBackend*:DataParallel*' \
+  [ "${FK_REPEAT:-1}" = 0 ] || $B/tests/gpu/flashkmeans_gpu_tests --gtest_filter='Streaming.*:GpuTrainer*:CudaBackend*:DataParallel*' \
     --gtest_repeat=3 > "$OUT/repeat3.log" 2>&1 || rc=1
-  echo "repeat x3 (Streaming, GpuTrainer, CudaBackend, DataParallel): $(grep -c '^\[  PASSED  \]' "$OUT/repeat3.log") passed blocks, $(grep -c '^\[  FAILED  \] [A-Z]' "$OUT/repeat3.log") failures"
+  [ "${FK_REPEAT:-1}" = 0 ] || echo "repeat x3 (Streaming, GpuTrainer, CudaBackend, DataParallel): $(grep -c '^\[  PASSED  \]' "$OUT/repeat3.log") passed blocks, $(grep -c '^\[  FAILED  \] [A-Z]' "$OUT/repeat3.log") failures"
   grep -E "tests passed|tests failed|Failed|\*\*\*" "$OUT/ctest.log" | head -20
   grep -E "gpu +=|cpu +=" "$OUT/ctest.log"
   PYTHONPATH=$B/python${PYTHONPATH:+:$PYTHONPATH} python3 -m pytest "$ROOT/python/tests" -q -ra \
@@ -70,8 +74,9 @@ if [[ $STEPS == *" tests "* ]]; then
   # NCCL probes kernels of other architectures inside ncclCommInitRank and
   # handles the "no kernel image" API errors itself: its test stays out of memcheck.
   # FK_MEMCHECK=0 leaves memcheck out (a quick correctness pass before a benchmark).
-  [ "${FK_MEMCHECK:-1}" = 0 ] || compute-sanitizer --tool memcheck --error-exitcode 9 $B/tests/gpu/flashkmeans_gpu_tests \
-    --gtest_filter=-DataParallelGpu.OneRankNcclCommunicator \
+  # FK_MEMCHECK_FILTER narrows it (a gtest filter), FK_MEMCHECK_TIMEOUT bounds it (seconds).
+  [ "${FK_MEMCHECK:-1}" = 0 ] || timeout "${FK_MEMCHECK_TIMEOUT:-1800}" compute-sanitizer --tool memcheck --error-exitcode 9 \
+    $B/tests/gpu/flashkmeans_gpu_tests --gtest_filter="${FK_MEMCHECK_FILTER:--DataParallelGpu.OneRankNcclCommunicator}" \
     > "$OUT/memcheck.log" 2>&1 || rc=1
   echo "memcheck (all GPU tests): $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1) $(grep -E '^\[  (PASSED|FAILED)' "$OUT/memcheck.log" | tr '\n' ' ')"
   echo "tests took $((SECONDS - t0)) s"

@@ -113,10 +113,6 @@ struct ArgminEpi {
 
 namespace {
 
-/// Up to this many centroids f16/bf16 run two 128-point blocks an SM (see
-/// wg_warpgroups; bench/NOTES.md "assign kernel v5").
-constexpr int64_t kWgTwoBlocksMaxK = 4096;
-
 __global__ void wgmma_probe_kernel(int* out) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     *out = 1;
@@ -150,7 +146,7 @@ bool wgmma_available() {
     return cache[dev] == 2;
 }
 
-template <WgOp OP, int NKS, int NWG, int SUB = kWgSub>
+template <WgOp OP, int NKS>
 void launch_wgmma_nks(const StreamGeom& geo, int batch, const AssignArgs& args, cudaStream_t stream) {
     // The centroids as packed tiles (rows in the wgmma layout, then norms),
     // so that one bulk copy moves a tile.
@@ -165,49 +161,20 @@ void launch_wgmma_nks(const StreamGeom& geo, int batch, const AssignArgs& args, 
                                                            static_cast<unsigned char*>(packed));
     FK_CUDA_CHECK(cudaGetLastError());
 
-    auto kernel = assign_wgmma_kernel<OP, NKS, NWG, SUB>;
-    const size_t smem = wg_smem_bytes(OP, NKS, NWG, SUB);
+    auto kernel = assign_wgmma_kernel<OP, NKS>;
+    const size_t smem = wg_smem_bytes(OP, NKS);
     FK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    constexpr int BM = wg_bm(NWG);
-    const dim3 grid(unsigned((geo.x.rows + BM - 1) / BM), unsigned(batch));
-    kernel<<<grid, wg_threads(NWG), smem, stream>>>(geo, WgTiles{static_cast<const unsigned char*>(packed), ntiles},
-                                                    args);
+    const dim3 grid(unsigned((geo.x.rows + kWgBM - 1) / kWgBM), unsigned(batch));
+    kernel<<<grid, kWgThreads, smem, stream>>>(geo, WgTiles{static_cast<const unsigned char*>(packed), ntiles}, args);
     FK_CUDA_CHECK(cudaGetLastError());
     FK_CUDA_CHECK(cudaFreeAsync(packed, stream));
-}
-
-/// Block shape for f16/bf16: 4 warpgroups of 64-column sub-tiles (4), 2 of
-/// them with two blocks an SM (2), or 2 warpgroups of 128-column sub-tiles,
-/// one block an SM (3). FK_WG_BLOCK=4|2|2w overrides the choice (for
-/// comparisons).
-int wg_block_shape(int64_t k) {
-    if (const char* e = std::getenv("FK_WG_BLOCK")) {
-        if (std::string(e) == "2") return 2;
-        if (std::string(e) == "4") return 4;
-        if (std::string(e) == "2w") return 3;
-    }
-    return k <= kWgTwoBlocksMaxK ? 2 : 4;
 }
 
 template <WgOp OP>
 void launch_wgmma(const StreamGeom& geo, int batch, const AssignArgs& args, cudaStream_t stream) {
     constexpr int small = wg_nks(OP, 1), large = small * 2;
-    const bool is_small = wg_nks(OP, int(geo.x.q) * 4) == small;
-    if constexpr (OP == WgOp::tf32) {
-        // tf32 keeps 4 warpgroups: at D > 64 its 64 KB of points a 128-point
-        // block leave no room for two blocks an SM.
-        if (is_small) launch_wgmma_nks<OP, small, 4>(geo, batch, args, stream);
-        else launch_wgmma_nks<OP, large, 4>(geo, batch, args, stream);
-    } else if (const int shape = wg_block_shape(geo.c.rows); shape == 2) {
-        if (is_small) launch_wgmma_nks<OP, small, 2>(geo, batch, args, stream);
-        else launch_wgmma_nks<OP, large, 2>(geo, batch, args, stream);
-    } else if (shape == 3) {
-        if (is_small) launch_wgmma_nks<OP, small, 2, 128>(geo, batch, args, stream);
-        else launch_wgmma_nks<OP, large, 2, 128>(geo, batch, args, stream);
-    } else {
-        if (is_small) launch_wgmma_nks<OP, small, 4>(geo, batch, args, stream);
-        else launch_wgmma_nks<OP, large, 4>(geo, batch, args, stream);
-    }
+    if (wg_nks(OP, int(geo.x.q) * 4) == small) launch_wgmma_nks<OP, small>(geo, batch, args, stream);
+    else launch_wgmma_nks<OP, large>(geo, batch, args, stream);
 }
 
 /// Rows longer than the register-resident kernel takes (assign_wgmma_long.cuh).

@@ -1,7 +1,7 @@
 // FlashAssign argmin on Hopper tensor cores (sm_90a wgmma): f16/bf16 rows of
 // up to 64 words (D <= 128) and f32 rows computed in tf32, up to 128 words.
 //
-// A block of 4 (or 2) warpgroups owns 256 (128) points, 64 a warpgroup, copied once into
+// A block of 4 warpgroups owns 256 points, 64 a warpgroup, copied once into
 // shared memory in wgmma's "core matrix" layout. f16/bf16 load their A
 // fragments into registers from there (32 registers at D = 128) and reuse
 // them for every centroid tile; tf32 reads A from shared memory (its register
@@ -10,7 +10,7 @@
 // Centroids are packed once per call (pack_tiles_kernel) into tiles of BN
 // rows in the same layout followed by their norms, so that thread 0 moves a
 // tile with one bulk copy (cp.async.bulk) into an S-stage ring guarded by
-// mbarriers: "full" (the copy's bytes landed) and "empty" (all warps have
+// mbarriers: "full" (the copy's bytes landed) and "empty" (all 16 warps have
 // reduced the tile). Warpgroups are coupled only through those barriers.
 //
 // A tile is computed as 64-column sub-tiles accumulated alternately into two
@@ -40,12 +40,9 @@ namespace flashkmeans::kernels {
 
 enum class WgOp { f16, bf16, tf32 };
 
-// A block is NWG warpgroups of 64 points: 4 (one block an SM, 4 tile
-// stages) or 2 (two blocks an SM, 2 stages each, so that one block's point
-// load can overlap the other's tiles at K ~ 1000; f16/bf16 only, where two
-// blocks' shared memory fits an SM).
-__host__ __device__ constexpr int wg_bm(int nwg) { return 64 * nwg; }
-__host__ __device__ constexpr int wg_threads(int nwg) { return 128 * nwg; }
+constexpr int kWgNwg = 4;                 // warpgroups a block
+constexpr int kWgBM = 64 * kWgNwg;        // points a block
+constexpr int kWgThreads = 128 * kWgNwg;
 constexpr int kWgSub = 64;                // columns a sub-tile (one m64n64 wgmma chain)
 constexpr int kWgMaxWords16 = 64;         // f16/bf16: words a row the A registers hold
 constexpr int kWgMaxWordsTf32 = 128;      // tf32: words a row (128 KB of points in smem)
@@ -57,14 +54,11 @@ __host__ __device__ constexpr int wg_nks(WgOp op, int words) {
 /// Centroids a tile, and pipeline stages: tf32 at D > 64 keeps 128 KB of
 /// points resident, which leaves room for 3 stages of 64 centroids.
 __host__ __device__ constexpr int wg_bn(WgOp op, int nks) { return op == WgOp::tf32 && nks > 8 ? 64 : 128; }
-/// Two blocks an SM (NWG = 2, 64-column sub-tiles) share its shared memory: 2 stages each.
-__host__ __device__ constexpr int wg_stages(WgOp op, int nks, int nwg, int sub = 64) {
-    return nwg == 2 && sub == 64 ? 2 : op == WgOp::tf32 && nks > 8 ? 3 : 4;
-}
-__host__ __device__ constexpr size_t wg_smem_bytes(WgOp op, int nks, int nwg, int sub = 64) {
-    return size_t(wg_bm(nwg)) * nks * 32 +
-           wg_stages(op, nks, nwg, sub) * (size_t(wg_bn(op, nks)) * nks * 32 + wg_bn(op, nks) * sizeof(float)) +
-           16 * sizeof(double) + 2 * wg_stages(op, nks, nwg, sub) * sizeof(uint64_t);
+__host__ __device__ constexpr int wg_stages(WgOp op, int nks) { return op == WgOp::tf32 && nks > 8 ? 3 : 4; }
+__host__ __device__ constexpr size_t wg_smem_bytes(WgOp op, int nks) {
+    return size_t(kWgBM) * nks * 32 +
+           wg_stages(op, nks) * (size_t(wg_bn(op, nks)) * nks * 32 + wg_bn(op, nks) * sizeof(float)) +
+           16 * sizeof(double) + 2 * wg_stages(op, nks) * sizeof(uint64_t);
 }
 
 __device__ __forceinline__ void ldsm_x4_addr(uint32_t (&r)[4], uint32_t addr) {
@@ -163,7 +157,7 @@ struct WgArgmin {
 
     /// Reduce across the quad sharing each row, write labels and distances,
     /// and one objective partial per 128 points (kBM: the caller's partial
-    /// array). red: one double a warp (16 at most) of shared memory.
+    /// array), BM rows a block. red: one double a warp (16 at most) of shared memory.
     template <int BM>
     __device__ void finish(const AssignArgs& a, int b, int64_t row0, int64_t nrows, int rbase, int rows_valid,
                            double* red) const {
@@ -217,24 +211,13 @@ struct WgTiles {
     int ntiles;
 };
 
-/// Blocks an SM: 4 / NWG with 64-column sub-tiles (128 registers a thread
-/// either way); one with 128-column sub-tiles (64 accumulators a set).
-__host__ __device__ constexpr int wg_blocks_per_sm(int nwg, int sub) { return sub == 128 ? 1 : 4 / nwg; }
-
-/// NKS = wg_nks(OP, words a row); NWG warpgroups a block; SUB columns a
-/// sub-tile: 64 (m64n64 chains) or 128 (m64n128, f16/bf16 with NWG = 2, one
-/// block an SM: fewer, larger wgmmas for the same tensor work).
-template <WgOp OP, int NKS, int NWG, int SUB = kWgSub>
-__global__ void __launch_bounds__(wg_threads(NWG), wg_blocks_per_sm(NWG, SUB))
-        assign_wgmma_kernel(StreamGeom geo, WgTiles ct, AssignArgs a) {
+/// NKS = wg_nks(OP, words a row).
+template <WgOp OP, int NKS>
+__global__ void __launch_bounds__(kWgThreads, 1) assign_wgmma_kernel(StreamGeom geo, WgTiles ct, AssignArgs a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    static_assert(NWG == 2 || NWG == 4, "2 or 4 warpgroups a block");
-    static_assert(SUB == 64 || (SUB == 128 && OP != WgOp::tf32), "128-column sub-tiles are f16/bf16");
     constexpr bool TF32 = OP == WgOp::tf32;
-    constexpr int BM = wg_bm(NWG), NT = wg_threads(NWG), BN = wg_bn(OP, NKS), S = wg_stages(OP, NKS, NWG, SUB);
-    constexpr int NWARPS = 4 * NWG;
-    constexpr int SPT = BN / SUB;  // sub-tiles a tile
-    constexpr int NACC = SUB / 2;  // accumulators a thread a sub-tile
+    constexpr int BM = kWgBM, NT = kWgThreads, BN = wg_bn(OP, NKS), S = wg_stages(OP, NKS);
+    constexpr int SPT = BN / kWgSub;  // sub-tiles a tile
     constexpr int kq = 2 * NKS;       // 16-byte chunks a row
     constexpr uint32_t lbo = 128, sbo = kq * 128;
     constexpr int xbytes = BM * NKS * 32, tile_bytes = wg_tile_bytes(OP, NKS), data_bytes = BN * NKS * 32;
@@ -244,7 +227,7 @@ __global__ void __launch_bounds__(wg_threads(NWG), wg_blocks_per_sm(NWG, SUB))
     unsigned char* cstage = wsm + xbytes;  // S x (tile data, norms)
     double* red = reinterpret_cast<double*>(cstage + S * tile_bytes);
     uint64_t* full = reinterpret_cast<uint64_t*>(red + 16);  // tile landed
-    uint64_t* empty = full + S;                              // all NWARPS warps done with it
+    uint64_t* empty = full + S;                              // all 16 warps done with it
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, t = lane & 3;
     const int b = blockIdx.y;
@@ -259,13 +242,13 @@ __global__ void __launch_bounds__(wg_threads(NWG), wg_blocks_per_sm(NWG, SUB))
     if (tid == 0) {
         for (int s = 0; s < S; ++s) {
             tma::mbar_init(full + s, 1);
-            tma::mbar_init(empty + s, NWARPS);
+            tma::mbar_init(empty + s, 16);
         }
     }
     __syncthreads();
 
     // Thread 0 fetches tile jt into stage jt % S, with one bulk copy (data and
-    // norms), once all NWARPS warps have released tile jt - S.
+    // norms), once all 16 warps have released tile jt - S.
     int next = 0;  // thread 0: the next tile to fetch
     auto fetch = [&]() {
         const int st = next % S;
@@ -341,39 +324,26 @@ __global__ void __launch_bounds__(wg_threads(NWG), wg_blocks_per_sm(NWG, SUB))
     // A k step advances a descriptor's address field (bytes / 16) by 256 / 16;
     // shared addresses stay below 2^18, so the field never carries over.
     const uint64_t da0 = wg::desc_noswizzle(xa, lbo, sbo);
-    auto issue_sub = [&](float (&acc)[NACC], int u) {
+    auto issue_sub = [&](float (&acc)[32], int u) {
         acquire(u);
         const uint64_t db0 = wg::desc_noswizzle(
-                smem_addr(cstage + ((u / SPT) % S) * tile_bytes) + (u % SPT) * (SUB / 8) * sbo, lbo, sbo);
+                smem_addr(cstage + ((u / SPT) % S) * tile_bytes) + (u % SPT) * 8 * sbo, lbo, sbo);
         wg::fence();
 #pragma unroll
         for (int ks = 0; ks < NKS; ++ks) {
             const uint64_t db = db0 + ks * 16;
-            if constexpr (SUB == 128) {
-                if constexpr (OP == WgOp::f16) wg::wgmma_m64n128k16_f16(acc, afr[ks], db, ks);
-                else wg::wgmma_m64n128k16_bf16(acc, afr[ks], db, ks);
-            } else if constexpr (OP == WgOp::f16) {
-                wg::wgmma_m64n64k16_f16(acc, afr[ks], db, ks);
-            } else if constexpr (OP == WgOp::bf16) {
-                wg::wgmma_m64n64k16_bf16(acc, afr[ks], db, ks);
-            } else {
-                wg::wgmma_m64n64k8_tf32_ss(acc, da0 + ks * 16, db, ks);
-            }
+            if constexpr (OP == WgOp::f16) wg::wgmma_m64n64k16_f16(acc, afr[ks], db, ks);
+            else if constexpr (OP == WgOp::bf16) wg::wgmma_m64n64k16_bf16(acc, afr[ks], db, ks);
+            else wg::wgmma_m64n64k8_tf32_ss(acc, da0 + ks * 16, db, ks);
         }
         wg::commit();
     };
-    // A 128-column sub-tile's accumulators are two 64-column halves in the
-    // layout WgArgmin takes (columns 8 jn + 2 t + e at 4 jn + 2 h + e).
-    auto reduce = [&](float (&acc)[NACC], int u) {
+    auto reduce = [&](float (&acc)[32], int u) {
         wg::acc_fence(acc);
-#pragma unroll
-        for (int half = 0; half < SUB / kWgSub; ++half) {
-            const int c0 = u * SUB + half * kWgSub;
-            const float* cn = reinterpret_cast<const float*>(cstage + ((u / SPT) % S) * tile_bytes + data_bytes) +
-                              (u % SPT) * SUB + half * kWgSub + 2 * t;
-            am.sub_tile(*reinterpret_cast<float(*)[32]>(acc + 32 * half), cn, c0, int(min64(kWgSub, K - c0)), ip,
-                        t);
-        }
+        const int c0 = u * kWgSub;
+        const float* cn = reinterpret_cast<const float*>(cstage + ((u / SPT) % S) * tile_bytes + data_bytes) +
+                          (u % SPT) * kWgSub + 2 * t;
+        am.sub_tile(acc, cn, c0, int(min64(kWgSub, K - c0)), ip, t);
         release(u);
     };
 
@@ -386,7 +356,7 @@ __global__ void __launch_bounds__(wg_threads(NWG), wg_blocks_per_sm(NWG, SUB))
     // it has run beside the reduction of acc1, and the next iteration's
     // first reduction again overlaps a fresh wgmma.
     const int nsub = (ntiles * SPT + 1) & ~1;
-    float acc0[NACC], acc1[NACC];
+    float acc0[32], acc1[32];
     issue_sub(acc0, 0);
     int u = 0;
     for (; u + 2 < nsub; u += 2) {
@@ -403,7 +373,7 @@ __global__ void __launch_bounds__(wg_threads(NWG), wg_blocks_per_sm(NWG, SUB))
     reduce(acc0, u);
     wg::wait<0>();
     reduce(acc1, u + 1);
-    am.finish<BM>(a, b, row0, geo.x.rows, rbase, rows_valid, red);
+    am.finish<kWgBM>(a, b, row0, geo.x.rows, rbase, rows_valid, red);
 #endif
 }
 

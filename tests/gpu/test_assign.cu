@@ -5,7 +5,6 @@
 #include "gpu_test_util.hpp"
 
 #include <cstdlib>
-#include <cstring>
 
 #include "kernels/assign.cuh"
 #include "kernels/norms.cuh"
@@ -312,58 +311,6 @@ const Case kPathCases[] = {
     {1, 2000, 700, 384, DType::f16, Precision::automatic, Metric::L2, false},
     {2, 900, 300, 1000, DType::bf16, Precision::automatic, Metric::inner_product, false},
 };
-
-/// The block shapes of the Hopper f16/bf16 kernel (FK_WG_BLOCK=4: 256 points
-/// a block, one block an SM; =2: 128 points, two blocks an SM; =2w: 128
-/// points, 128-column sub-tiles) run the same k16 wgmma steps for every dot
-/// product and sum each 128-row objective slot in the same order, so labels,
-/// distances and objective must agree bit for bit.
-class AssignBlockShapeTest : public ::testing::TestWithParam<Case> {};
-
-TEST_P(AssignBlockShapeTest, TwoAndFourWarpgroupsAgreeExactly) {
-    FK_REQUIRE_GPU();
-    const Case cs = GetParam();
-    const uint64_t seed = fresh_seed();
-    SCOPED_TRACE("seed " + std::to_string(seed));
-    std::vector<float> x = round_to(randn(size_t(cs.B * cs.n * cs.d), seed), cs.dtype);
-    std::vector<float> c = round_to(randn(size_t(cs.B * cs.k * cs.d), seed + 1), cs.dtype);
-    if (cs.duplicates)  // every other centroid a copy of its predecessor: exact ties
-        for (int64_t b = 0; b < cs.B; ++b)
-            for (int64_t j = 1; j < cs.k; j += 2)
-                std::copy_n(&c[size_t((b * cs.k + j - 1) * cs.d)], cs.d, &c[size_t((b * cs.k + j) * cs.d)]);
-    setenv("FK_WG_BLOCK", "4", 1);
-    const GpuResult r4 = run_kernel(cs, x, c);
-    for (const char* shape : {"2", "2w"}) {
-        SCOPED_TRACE(std::string("FK_WG_BLOCK=") + shape);
-        setenv("FK_WG_BLOCK", shape, 1);
-        const GpuResult r2 = run_kernel(cs, x, c);
-        for (size_t i = 0; i < r4.labels.size(); ++i) {
-            ASSERT_GE(r4.labels[i], 0) << "row " << i << " not written";
-            ASSERT_EQ(r4.labels[i], r2.labels[i]) << "row " << i;
-            ASSERT_EQ(std::memcmp(&r4.dist[i], &r2.dist[i], sizeof(float)), 0)
-                    << "row " << i << ": " << r4.dist[i] << " vs " << r2.dist[i];
-        }
-        for (int64_t b = 0; b < cs.B; ++b) {
-            ASSERT_TRUE(std::isfinite(r4.obj[size_t(b)]));
-            EXPECT_EQ(r4.obj[size_t(b)], r2.obj[size_t(b)]) << "problem " << b;
-        }
-    }
-    unsetenv("FK_WG_BLOCK");
-}
-
-const Case kBlockShapeCases[] = {
-    {1, 3000, 1000, 128, DType::f16, Precision::automatic, Metric::L2, false},
-    {3, 777, 333, 96, DType::bf16, Precision::automatic, Metric::L2, false},
-    {1, 1, 129, 128, DType::f16, Precision::automatic, Metric::L2, false},
-    {2, 500, 500, 64, DType::f16, Precision::automatic, Metric::inner_product, false},
-    {1, 1000, 300, 40, DType::f16, Precision::automatic, Metric::L2, true},
-    {1, 300, 300, 17, DType::bf16, Precision::automatic, Metric::L2, false},
-};
-
-INSTANTIATE_TEST_SUITE_P(Shapes, AssignBlockShapeTest, ::testing::ValuesIn(kBlockShapeCases),
-                         [](const ::testing::TestParamInfo<Case>& info) {
-                             return ::testing::PrintToString(info.param);
-                         });
 
 INSTANTIATE_TEST_SUITE_P(Paths, AssignPathTest, ::testing::ValuesIn(kPathCases),
                          [](const ::testing::TestParamInfo<Case>& info) {
