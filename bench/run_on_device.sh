@@ -78,7 +78,7 @@ if [[ $STEPS == *" tests "* ]]; then
   [ "${FK_MEMCHECK:-1}" = 0 ] || timeout "${FK_MEMCHECK_TIMEOUT:-1800}" compute-sanitizer --tool memcheck --error-exitcode 9 \
     $B/tests/gpu/flashkmeans_gpu_tests --gtest_filter="${FK_MEMCHECK_FILTER:--DataParallelGpu.OneRankNcclCommunicator}" \
     > "$OUT/memcheck.log" 2>&1 || rc=1
-  echo "memcheck (all GPU tests): $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1) $(grep -E '^\[  (PASSED|FAILED)' "$OUT/memcheck.log" | tr '\n' ' ')"
+  echo "memcheck (${FK_MEMCHECK_FILTER:-all GPU tests}): $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1) $(grep -E '^\[  (PASSED|FAILED)' "$OUT/memcheck.log" | tr '\n' ' ')"
   echo "tests took $((SECONDS - t0)) s"
 fi
 if [[ $STEPS == *" bench "* ]]; then

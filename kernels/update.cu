@@ -31,13 +31,11 @@ __global__ void build_keys_kernel(const int32_t* labels, int64_t n, int64_t tota
     }
 }
 
-/// VEC consecutive elements of a row as floats: one 8- or 16-byte load when
-/// VEC > 1 (the launcher checks alignment), else one element.
+/// VEC consecutive elements of a row as floats with one 8- or 16-byte load
+/// (the launcher checks alignment).
 template <class T, int VEC>
 __device__ __forceinline__ void load_cols(const T* p, float (&v)[VEC]) {
-    if constexpr (VEC == 1) {
-        v[0] = to_float(*p);
-    } else if constexpr (sizeof(T) == 4) {
+    if constexpr (sizeof(T) == 4) {
         static_assert(VEC == 4, "f32 rows load 16 bytes");
         const float4 q = __ldg(reinterpret_cast<const float4*>(p));
         v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w;
@@ -56,7 +54,9 @@ __device__ __forceinline__ void load_cols(const T* p, float (&v)[VEC]) {
 /// pass: strided (column c * 32 + lane) when VEC == 1, else kColsPerLane
 /// consecutive columns a lane, loaded at once. kUnroll points' rows are
 /// loaded before any is added, so that each warp keeps several row loads in
-/// flight (one at a time left the kernel latency-bound: 1.3 ms at n8M).
+/// flight. This kernel still takes ~2 ms at n8M-k1024 on the H200 (gathering
+/// rows in cluster order at ~1 TB/s); 8 rows in flight did not change that
+/// (bench/NOTES.md).
 template <class T, int kSeg, bool VEC>
 __global__ void __launch_bounds__(kWarps * 32)
     run_sums_kernel(const uint32_t* keys, const int32_t* vals, int64_t total, int kbits,
