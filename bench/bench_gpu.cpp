@@ -112,11 +112,14 @@ struct OocCase {
     size_t budget;        ///< KMeansParams::device_memory_budget (0: most of the free memory)
     int niter, warmup;    ///< iterations of the fit, of which the first `warmup` are not timed
     const char* register_env;  ///< FLASHKMEANS_STREAM_REGISTER for the fit, null: unset
+    Precision precision = Precision::tf32;  ///< fp16: the rows are kept (and streamed) as f16
 };
 
 const OocCase kOocCases[] = {
     // 8.6 GB pinned, fits the card: one upload, then resident.
     {"ooc-n16M-k4096", 1, 0, 0, true, 0, 12, 3, nullptr},
+    // The same in fp16 compute (half the device copy, twice the tensor rate).
+    {"ooc-n16M-k4096-fp16", 1, 0, 0, true, 0, 12, 3, nullptr, Precision::fp16},
     // The same data pageable with a 4 GiB budget: streamed (the fit page-locks it).
     {"ooc-n16M-k4096-pageable", 1, 0, 0, false, size_t(4) << 30, 12, 3, nullptr},
     // ... and with page-locking off: packed by host threads into pinned staging.
@@ -191,7 +194,7 @@ std::string run_ooc(const OocCase& c, double pinned_gbs) {
     KMeansParams p;
     p.niter = c.niter;
     p.max_points_per_centroid = 0;  // every point, every iteration
-    p.precision = Precision::tf32;
+    p.precision = c.precision;
     p.device = DeviceChoice::cuda;
     p.check_finite = false;
     p.device_memory_budget = c.budget;
@@ -241,7 +244,8 @@ std::string run_ooc(const OocCase& c, double pinned_gbs) {
     std::string js = std::string("    {\"case\": \"") + c.name + "\", \"B\": 1, \"N\": " +
                      std::to_string(c.N) + ", \"K\": " + std::to_string(c.K) +
                      ", \"D\": " + std::to_string(c.D) +
-                     ", \"dtype\": \"f32\", \"precision\": \"tf32\", \"host_memory\": \"" +
+                     ", \"dtype\": \"f32\", \"precision\": \"" +
+                     (c.precision == Precision::fp16 ? "fp16" : "tf32") + "\", \"host_memory\": \"" +
                      (c.pinned ? "pinned" : "pageable") + "\", \"register_env\": " +
                      (c.register_env ? std::string("\"") + c.register_env + "\"" : "null") +
                      ", \"budget_bytes\": " + std::to_string(c.budget) +

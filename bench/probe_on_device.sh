@@ -8,6 +8,8 @@
 # those cases), then flash-kmeans on the same cases.
 #   carry: [".gtest-src", ".whl"]
 #   FK_CASES="n1M-k1024 n8M-k1024" bench/probe_on_device.sh [variant ...]
+#   FK_TESTS: gtest filter (none: no tests); FK_PEERS=0: no flash-kmeans;
+#   FK_NCU / FK_NCU_TIMES: see below.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/gpu-out}
@@ -54,6 +56,18 @@ if [ -n "${FK_NCU:-}" ]; then
     --metrics sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_fma.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_alu.avg.pct_of_peak_sustained_active,smsp__issue_active.avg.pct_of_peak_sustained_active \
     $B/bench/bench_gpu /tmp/ncu.json "$ncase" > "$OUT/ncu.txt" 2>&1
   grep -E "pct_of_peak|Duration|Issue Slots|Stall|Registers|Theoretical Occ|Achieved Occ" "$OUT/ncu.txt" | head -40
+fi
+# FK_NCU_TIMES="@case": the duration of every kernel of that case's first
+# iterations (launches 30-59), one line each.
+if [ -n "${FK_NCU_TIMES:-}" ]; then
+  ncu --clock-control none --launch-skip 30 --launch-count 30 --metrics gpu__time_duration.sum --csv \
+    $B/bench/bench_gpu /tmp/ncu.json "${FK_NCU_TIMES#@}" > "$OUT/ncu_times.csv" 2>&1
+  python3 - "$OUT/ncu_times.csv" <<'PY'
+import csv, re, sys
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 14 and r[12] == "gpu__time_duration.sum"]
+for r in rows:
+    print(f"{float(r[14].replace(',', '')) / 1e3:10.1f} us  {re.sub(r'[(<].*', '', r[4])[:70]}")
+PY
 fi
 if [ "${FK_PEERS:-1}" = 1 ]; then
   PYTHONUNBUFFERED=1 python3 "$ROOT/bench/peers/run_flash_kmeans.py" "$OUT/bench_flash_kmeans.json" $CASES \

@@ -2,6 +2,7 @@
 #include "kernels/update.cuh"
 
 #include <algorithm>
+#include <type_traits>
 #include <cub/device/device_radix_sort.cuh>
 
 #include "kernels/common.cuh"
@@ -18,7 +19,8 @@ namespace {
 // points are few (largeD, 2^18 points: 3.67 -> 4.25 ms with 256).
 constexpr int kSegShort = 64, kSegLong = 256;
 constexpr int64_t kLongSegPoints = int64_t(4) << 20;  // long segments from 4M points on
-constexpr int kColsPerLane = 4; // columns a lane sums per pass over the segment
+constexpr int kColsPerLane = 4;    // run_sums_kernel: columns a lane sums per pass over the segment
+constexpr int kRowsInFlight = 8;   // gather_sums_kernel: row loads a lane issues before adding
 constexpr int kWarps = 8;
 
 __global__ void build_keys_kernel(const int32_t* labels, int64_t n, int64_t total, int kbits,
@@ -31,33 +33,128 @@ __global__ void build_keys_kernel(const int32_t* labels, int64_t n, int64_t tota
     }
 }
 
-/// VEC consecutive elements of a row as floats with one 8- or 16-byte load
-/// (the launcher checks alignment).
-template <class T, int VEC>
-__device__ __forceinline__ void load_cols(const T* p, float (&v)[VEC]) {
-    if constexpr (sizeof(T) == 4) {
-        static_assert(VEC == 4, "f32 rows load 16 bytes");
-        const float4 q = __ldg(reinterpret_cast<const float4*>(p));
-        v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w;
-    } else {
-        static_assert(VEC == 4, "16-bit rows load 8 bytes");
-        const uint2 q = __ldg(reinterpret_cast<const uint2*>(p));
-        T e[4];
-        static_assert(sizeof(e) == sizeof(q));
-        memcpy(e, &q, sizeof(q));
+/// The raw bytes a lane loads of a row at once (VB = 16 or 8), kept raw
+/// while in flight so that 16-bit rows hold half the registers.
+template <int VB>
+using RawChunk = std::conditional_t<VB == 16, uint4, uint2>;
+
+template <class T, int VB>
+__device__ __forceinline__ void unpack(const RawChunk<VB>& q, float (&v)[VB / sizeof(T)]) {
+    T e[VB / sizeof(T)];
+    static_assert(sizeof(e) == sizeof(q));
+    memcpy(e, &q, sizeof(q));
 #pragma unroll
-        for (int j = 0; j < 4; ++j) v[j] = to_float(e[j]);
+    for (int j = 0; j < int(VB / sizeof(T)); ++j) v[j] = to_float(e[j]);
+}
+
+/// dst[0..E) += a with 16- or 8-byte float atomics where the card has them
+/// (sm_90); dst is aligned to them (the launcher checks).
+template <int E>
+__device__ __forceinline__ void atomic_add_row(float* dst, const float (&a)[E]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    constexpr int W = E % 4 == 0 ? 4 : E % 2 == 0 ? 2 : 1;
+#else
+    constexpr int W = 1;
+#endif
+#pragma unroll
+    for (int j = 0; j < E; j += W) {
+        if constexpr (W == 4) atomicAdd(reinterpret_cast<float4*>(dst + j), make_float4(a[j], a[j + 1], a[j + 2], a[j + 3]));
+        else if constexpr (W == 2) atomicAdd(reinterpret_cast<float2*>(dst + j), make_float2(a[j], a[j + 1]));
+        else atomicAdd(dst + j, a[j]);
     }
 }
 
-/// A warp walks kSeg sorted points. Lanes cover 32 * kColsPerLane columns a
-/// pass: strided (column c * 32 + lane) when VEC == 1, else kColsPerLane
-/// consecutive columns a lane, loaded at once. kUnroll points' rows are
-/// loaded before any is added, so that each warp keeps several row loads in
-/// flight. This kernel still takes ~2 ms at n8M-k1024 on the H200 (gathering
-/// rows in cluster order at ~1 TB/s); 8 rows in flight did not change that
-/// (bench/NOTES.md).
-template <class T, int kSeg, bool VEC>
+/// Rows whose length and starts are multiples of VB bytes. A warp owns kSeg
+/// sorted points, staged once in shared memory (key, row offset, weight) so
+/// that the walk holds no per-point registers. The warp is split into groups
+/// of `lanes` lanes (the power of two that covers a row in VB-byte chunks, at
+/// most 32; longer rows take several passes); each group walks a contiguous
+/// part of the segment with kRowsInFlight row loads issued before any is
+/// added. Why: the gather in cluster order is bound by loads in flight; the
+/// earlier kernel (per-lane point registers, 99 registers, 16 warps an SM,
+/// 4 rows of 256 bytes a warp) read at ~1 TB/s on the H200 (bench/NOTES.md).
+template <class T, int VB, int kSeg>
+__global__ void __launch_bounds__(kWarps * 32, 4)
+    gather_sums_kernel(const uint32_t* keys, const int32_t* vals, int64_t total, int kbits, int64_t n,
+                       int64_t k, const T* x, int64_t ld, int64_t bstride, int64_t d, int lanes,
+                       const float* weights, float* sums, float* wsum, int32_t* cnt) {
+    constexpr int E = VB / sizeof(T), U = kRowsInFlight;
+    __shared__ uint32_t s_key[kWarps][kSeg];
+    __shared__ int64_t s_off[kWarps][kSeg];  // element offset of the point's row in x
+    __shared__ float s_wt[kWarps][kSeg];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int64_t seg0 = (int64_t(blockIdx.x) * kWarps + warp) * kSeg;
+    if (seg0 >= total) return;
+    const int len = int(min(int64_t(kSeg), total - seg0));
+    for (int p = lane; p < len; p += 32) {
+        const uint32_t kk = keys[seg0 + p];
+        const int32_t vi = vals[seg0 + p];
+        const int64_t b = int64_t(kk >> kbits);
+        s_key[warp][p] = kk;
+        s_off[warp][p] = b * bstride + (int64_t(vi) - b * n) * ld;  // no 64-bit divide
+        s_wt[warp][p] = weights ? weights[vi] : 1.f;
+    }
+    __syncwarp();
+    const int groups = 32 / lanes, g = lane / lanes, gl = lane % lanes;
+    const int per = (len + groups - 1) / groups;
+    const int beg = min(len, g * per), end = min(len, beg + per);
+    if (beg >= end) return;
+    const uint32_t kmask = (1u << kbits) - 1u;
+    const int64_t chunks = d / E;  // VB-byte chunks a row
+    for (int64_t c0 = 0; c0 < chunks; c0 += lanes) {
+        const bool lane_in = c0 + gl < chunks;
+        const int64_t col = (c0 + gl) * E;
+        float acc[E];
+#pragma unroll
+        for (int e = 0; e < E; ++e) acc[e] = 0.f;
+        float wacc = 0.f;
+        int count = 0;
+        uint32_t cur = s_key[warp][beg];
+        auto flush = [&]() {
+            const int64_t cl = int64_t(cur >> kbits) * k + (cur & kmask);
+            if (lane_in) atomic_add_row<E>(sums + cl * d + col, acc);
+            if (c0 == 0 && gl == 0) {
+                atomicAdd(&wsum[cl], wacc);
+                atomicAdd(&cnt[cl], count);
+            }
+#pragma unroll
+            for (int e = 0; e < E; ++e) acc[e] = 0.f;
+            wacc = 0.f;
+            count = 0;
+        };
+        for (int i0 = beg; i0 < end; i0 += U) {
+            RawChunk<VB> q[U];
+#pragma unroll
+            for (int u = 0; u < U; ++u) {
+                q[u] = RawChunk<VB>{};
+                if (i0 + u < end && lane_in)
+                    q[u] = __ldg(reinterpret_cast<const RawChunk<VB>*>(x + s_off[warp][i0 + u] + col));
+            }
+#pragma unroll
+            for (int u = 0; u < U; ++u) {
+                if (i0 + u >= end) break;
+                const uint32_t kk = s_key[warp][i0 + u];
+                if (kk != cur) {
+                    flush();
+                    cur = kk;
+                }
+                const float w = s_wt[warp][i0 + u];
+                float v[E];
+                unpack<T, VB>(q[u], v);
+#pragma unroll
+                for (int e = 0; e < E; ++e) acc[e] = fmaf(w, v[e], acc[e]);
+                wacc += w;
+                ++count;
+            }
+        }
+        flush();
+    }
+}
+
+/// Any row layout: a warp walks kSeg sorted points, lanes on strided columns
+/// (column c * 32 + lane), element by element; for rows the vector kernel
+/// above cannot read (odd lengths, unaligned starts).
+template <class T, int kSeg>
 __global__ void __launch_bounds__(kWarps * 32)
     run_sums_kernel(const uint32_t* keys, const int32_t* vals, int64_t total, int kbits,
                     int64_t n, int64_t k, const T* x, int64_t ld, int64_t bstride, int64_t d,
@@ -79,10 +176,8 @@ __global__ void __launch_bounds__(kWarps * 32)
         wt[h] = (p < len && weights) ? weights[val[h]] : 1.f;
     }
     const uint32_t kmask = (1u << kbits) - 1u;
-    auto col_of = [&](int64_t col0, int c) { return VEC ? col0 + lane * C + c : col0 + c * 32 + lane; };
     for (int64_t col0 = 0; col0 < d; col0 += 32 * C) {
         const bool first_pass = col0 == 0;
-        const bool lane_in = !VEC || col_of(col0, 0) < d;  // VEC: d % C == 0
         float acc[C];
 #pragma unroll
         for (int c = 0; c < C; ++c) acc[c] = 0.f;
@@ -93,7 +188,7 @@ __global__ void __launch_bounds__(kWarps * 32)
             const int64_t cl = int64_t(kk >> kbits) * k + (kk & kmask);
 #pragma unroll
             for (int c = 0; c < C; ++c) {
-                const int64_t col = col_of(col0, c);
+                const int64_t col = col0 + c * 32 + lane;
                 if (col < d) atomicAdd(&sums[cl * d + col], acc[c]);
                 acc[c] = 0.f;
             }
@@ -119,16 +214,10 @@ __global__ void __launch_bounds__(kWarps * 32)
                     const int64_t b = int64_t(kk[u] >> kbits), i = int64_t(vi) - b * n;  // no 64-bit divide
                     const T* row = x + b * bstride + i * ld;
                     const bool ok = h * 32 + q + u < len;
-                    if constexpr (VEC) {
 #pragma unroll
-                        for (int c = 0; c < C; ++c) v[u][c] = 0.f;
-                        if (ok && lane_in) load_cols<T, C>(row + col_of(col0, 0), v[u]);
-                    } else {
-#pragma unroll
-                        for (int c = 0; c < C; ++c) {
-                            const int64_t col = col_of(col0, c);
-                            v[u][c] = ok && col < d ? to_float(row[col]) : 0.f;
-                        }
+                    for (int c = 0; c < C; ++c) {
+                        const int64_t col = col0 + c * 32 + lane;
+                        v[u][c] = ok && col < d ? to_float(row[col]) : 0.f;
                     }
                 }
 #pragma unroll
@@ -307,17 +396,28 @@ void cluster_sums(const int32_t* labels, const RowsRef& x, const float* weights,
     const int seg = long_seg ? kSegLong : kSegShort;
     const int64_t segs = (total + seg - 1) / seg;
     const unsigned blocks = unsigned((segs + kWarps - 1) / kWarps);
-    // Vector loads need every row start aligned to kColsPerLane elements.
-    const size_t esize = x.dtype == DType::f32 ? 4 : 2;
-    const bool vec = d % kColsPerLane == 0 && x.ld % kColsPerLane == 0 && x.batch % kColsPerLane == 0 &&
-                     reinterpret_cast<uintptr_t>(x.data) % (kColsPerLane * esize) == 0;
+    // Vector rows: every row start and the row length a multiple of the load
+    // width (16 bytes, else 8), and the sums aligned for the vector atomics.
+    const int64_t esize = x.dtype == DType::f32 ? 4 : 2;
+    auto vec_ok = [&](int64_t vb) {
+        const int64_t e = vb / esize;
+        return d % e == 0 && x.ld % e == 0 && x.batch % e == 0 &&
+               reinterpret_cast<uintptr_t>(x.data) % vb == 0 && reinterpret_cast<uintptr_t>(sums) % 16 == 0;
+    };
+    const int vb = vec_ok(16) ? 16 : vec_ok(8) ? 8 : 0;
+    int lanes = 1;  // a power of two covering a row's chunks, at most 32
+    if (vb > 0)
+        while (lanes < 32 && lanes * vb < d * esize) lanes *= 2;
     auto launch = [&](auto tag) {
         using T = decltype(tag);
-        auto kernel = long_seg ? (vec ? run_sums_kernel<T, kSegLong, true> : run_sums_kernel<T, kSegLong, false>)
-                               : (vec ? run_sums_kernel<T, kSegShort, true> : run_sums_kernel<T, kSegShort, false>);
-        kernel<<<blocks, kWarps * 32, 0, stream>>>(
-            skeys, svals, total, kbits, n, k, static_cast<const T*>(x.data), x.ld, x.batch, d,
-            weights, sums, wsum, cnt);
+        const T* xt = static_cast<const T*>(x.data);
+        auto go = [&](auto kernel, auto... extra) {
+            kernel<<<blocks, kWarps * 32, 0, stream>>>(skeys, svals, total, kbits, n, k, xt, x.ld, x.batch, d,
+                                                       extra..., weights, sums, wsum, cnt);
+        };
+        if (vb == 16) go(long_seg ? gather_sums_kernel<T, 16, kSegLong> : gather_sums_kernel<T, 16, kSegShort>, lanes);
+        else if (vb == 8) go(long_seg ? gather_sums_kernel<T, 8, kSegLong> : gather_sums_kernel<T, 8, kSegShort>, lanes);
+        else go(long_seg ? run_sums_kernel<T, kSegLong> : run_sums_kernel<T, kSegShort>);
     };
     switch (x.dtype) {
         case DType::f32: launch(float{}); break;

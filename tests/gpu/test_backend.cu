@@ -162,22 +162,26 @@ TEST(CudaBackend, UpdateSmallCodebooks) {
     }
 }
 
-// The sort-inverse sums read rows 16 or 8 bytes a lane where d is a multiple
-// of 4 and element by element otherwise; rows longer than one pass of the
-// warp (128 columns) take several passes, the last one partial. Batched and
-// weighted, f32 and bf16.
+// The sort-inverse sums read rows 16 or 8 bytes a lane where the row length
+// allows (a warp split into groups of 32 / 16 / 8 ... lanes by row length;
+// rows longer than 32 loads take several passes, the last one partial) and
+// element by element otherwise (odd d). Batched and weighted, f32, f16, bf16.
 TEST(CudaBackend, UpdateVectorAndStridedRows) {
     FK_REQUIRE_GPU();
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     struct Shape { int64_t B, n, k, d; fk::DType t; };
     for (const Shape& sh : {Shape{3, 1700, 37, 130, fk::DType::f32}, Shape{2, 1500, 41, 260, fk::DType::f32},
-                            Shape{2, 1300, 29, 200, fk::DType::bf16}, Shape{1, 999, 64, 36, fk::DType::f16}}) {
+                            Shape{2, 1300, 29, 200, fk::DType::bf16}, Shape{1, 999, 64, 36, fk::DType::f16},
+                            Shape{2, 1100, 33, 37, fk::DType::f16}, Shape{1, 1200, 50, 1032, fk::DType::f16}}) {
         SCOPED_TRACE("d " + std::to_string(sh.d));
         const int64_t B = sh.B, n = sh.n, k = sh.k, d = sh.d;
         auto x = randn(size_t(B * n * d), seed + uint64_t(d));
-        if (sh.t != fk::DType::f32) x = round_to(x, sh.t);
-        const auto x16 = to_16bit(x, sh.t);
+        std::vector<uint16_t> x16;
+        if (sh.t != fk::DType::f32) {
+            x = round_to(x, sh.t);
+            x16 = to_16bit(x, sh.t);
+        }
         std::vector<float> wts = randn(size_t(B * n), seed + 1);
         for (auto& v : wts) v = 0.5f + std::abs(v);
         const auto c0 = pick_centroids(x, B, n, k, d, seed + 2);
