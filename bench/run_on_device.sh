@@ -46,7 +46,10 @@ t0=$SECONDS
   && ninja -C /tmp/gtest-build install; } > /tmp/fk-build.log 2>&1
 # Benchmarks alone need neither Faiss nor the test suites: build just bench_gpu.
 if [[ $STEPS == *" tests "* || $STEPS == *" plugin "* || $STEPS == *" faissgpu "* ]]; then
-  CFG=(-DFLASHKMEANS_BUILD_PYTHON=ON -DPython_EXECUTABLE="$(command -v python3)"
+  # Explicit ON: a bench-only configure earlier in the same build folder
+  # (a warm machine) leaves tests and Faiss OFF in the cache.
+  CFG=(-DFLASHKMEANS_BUILD_PYTHON=ON -DFLASHKMEANS_BUILD_TESTS=ON -DFLASHKMEANS_BUILD_FAISS=ON
+       -DPython_EXECUTABLE="$(command -v python3)"
        -DCMAKE_PREFIX_PATH="$ROOT/.deps/faiss/usr;/tmp/gtest")
   TARGETS=()
 else
