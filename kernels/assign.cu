@@ -4,6 +4,7 @@
 #include "kernels/stream_launch.cuh"
 #include "kernels/assign_wgmma.cuh"
 #include "kernels/assign_wgmma_long.cuh"
+#include "kernels/scratch.cuh"
 #include "kernels/tensor_map.cuh"
 
 #include <algorithm>
@@ -153,8 +154,7 @@ void launch_wgmma_nks(const StreamGeom& geo, int batch, const AssignArgs& args, 
     constexpr int BN = wg_bn(OP, NKS), tile_bytes = wg_tile_bytes(OP, NKS);
     const int ntiles = int((geo.c.rows + BN - 1) / BN);
     const size_t bytes = size_t(batch) * size_t(ntiles) * tile_bytes;
-    void* packed = nullptr;
-    FK_CUDA_CHECK(cudaMallocAsync(&packed, bytes, stream));
+    void* packed = scratch_alloc(bytes, stream);
     const int64_t chunks = int64_t(batch) * ntiles * (BN * 2 * NKS + BN / 4);
     const unsigned pblocks = unsigned(std::min<int64_t>((chunks + 255) / 256, 8192));
     pack_tiles_kernel<OP, NKS><<<pblocks, 256, 0, stream>>>(geo.c, batch, args.cnorm, args.k, args.ip, ntiles,
@@ -167,7 +167,7 @@ void launch_wgmma_nks(const StreamGeom& geo, int batch, const AssignArgs& args, 
     const dim3 grid(unsigned((geo.x.rows + kWgBM - 1) / kWgBM), unsigned(batch));
     kernel<<<grid, kWgThreads, smem, stream>>>(geo, WgTiles{static_cast<const unsigned char*>(packed), ntiles}, args);
     FK_CUDA_CHECK(cudaGetLastError());
-    FK_CUDA_CHECK(cudaFreeAsync(packed, stream));
+    scratch_free(packed, stream);
 }
 
 template <WgOp OP>
@@ -193,8 +193,7 @@ void launch_wgmma_long(const StreamGeom& geo, int batch, const AssignArgs& args,
                                    kWlBN);
     // ||c||^2 padded to whole tiles (zeros past k).
     const size_t pad_bytes = size_t(batch) * ntiles * kWlBN * sizeof(float);
-    void* cn_pad = nullptr;
-    FK_CUDA_CHECK(cudaMallocAsync(&cn_pad, pad_bytes, stream));
+    void* cn_pad = scratch_alloc(pad_bytes, stream);
     FK_CUDA_CHECK(cudaMemsetAsync(cn_pad, 0, pad_bytes, stream));
     if (!args.ip)
         FK_CUDA_CHECK(cudaMemcpy2DAsync(cn_pad, size_t(ntiles) * kWlBN * sizeof(float), args.cnorm,
@@ -206,7 +205,7 @@ void launch_wgmma_long(const StreamGeom& geo, int batch, const AssignArgs& args,
     kernel<<<grid, kWlThreads, kWlSmemBytes, stream>>>(maps, nkc, ntiles, static_cast<const float*>(cn_pad),
                                                       geo.x.rows, args);
     FK_CUDA_CHECK(cudaGetLastError());
-    FK_CUDA_CHECK(cudaFreeAsync(cn_pad, stream));
+    scratch_free(cn_pad, stream);
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 
 #include "kernels/assign.cuh"
 #include "kernels/norms.cuh"
+#include "kernels/scratch.cuh"
 #include "kernels/update.cuh"
 #include "src/cuda/cuda_check.hpp"
 #include "src/cuda/device_data.hpp"
@@ -47,6 +48,7 @@ class CudaBackend final : public Backend, public StreamingInfo {
             (void)cudaStreamSynchronize(stream_);
             streamer_.reset();
             (void)cudaStreamDestroy(stream_);
+            kernels::scratch_trim();  // this fit's pooled scratch back to the driver
             (void)cudaSetDevice(prev);
         }
     }

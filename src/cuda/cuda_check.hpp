@@ -5,6 +5,8 @@
 #include <cuda_runtime.h>
 #include <flashkmeans/error.hpp>
 
+#include "kernels/scratch.cuh"
+
 #include <cstddef>
 #include <string>
 #include <utility>
@@ -78,6 +80,11 @@ class DeviceBuffer {
         release();
         if (bytes == 0) return;
         cudaError_t e = cudaMalloc(&p_, bytes);
+        if (e == cudaErrorMemoryAllocation) {  // pooled scratch may hold what is missing
+            (void)cudaGetLastError();
+            kernels::scratch_trim();
+            e = cudaMalloc(&p_, bytes);
+        }
         if (e != cudaSuccess) {
             (void)cudaGetLastError();
             p_ = nullptr;

@@ -11,6 +11,7 @@ set(FLASHKMEANS_CUDA_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/../../kernels/topk_assign.cu
   ${CMAKE_CURRENT_LIST_DIR}/../../kernels/update.cu
   ${CMAKE_CURRENT_LIST_DIR}/../../kernels/norms.cu
+  ${CMAKE_CURRENT_LIST_DIR}/../../kernels/scratch.cu
   ${CMAKE_CURRENT_LIST_DIR}/../../kernels/device_props.cu
   ${CMAKE_CURRENT_LIST_DIR}/../../kernels/tensor_map.cu
 )

@@ -212,6 +212,35 @@ TEST(CudaBackend, UpdateLongSegments) {
     check_update(s, x, nullptr, c0, B, n, k, d, 0);
 }
 
+// Per-call scratch (the packed centroid tiles: ~17 MB at k = 65536, d = 128
+// f16) is pooled across iterations and handed back when the backend goes:
+// device memory after the second fit is what it was before it.
+TEST(CudaBackend, PooledScratchIsReturnedWithTheBackend) {
+    FK_REQUIRE_GPU();
+    const int64_t n = 65536, d = 128;
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    const auto x = round_to(randn(size_t(n * d), seed), fk::DType::f16);
+    const auto x16 = to_16bit(x, fk::DType::f16);
+    auto fit_once = [&](int64_t k) {
+        const auto c0 = pick_centroids(x, 1, n, k, d, seed + 1);
+        auto be = fkd::make_cuda_backend(0, 0);
+        be->load(view2(x16.data(), n, d, fk::DType::f16), {}, {}, {1, n, d, k}, fk::Metric::L2,
+                 fk::Precision::automatic);
+        const Step s = one_step(*be, 1, n, k, d, c0, 0);
+        EXPECT_EQ(std::accumulate(s.cnt.begin(), s.cnt.end(), int64_t(0)), n);
+    };
+    fit_once(1000);  // the same kernels with little scratch: modules loaded, pool made
+    FK_CU(cudaDeviceSynchronize());
+    size_t free0 = 0, free1 = 0, total = 0;
+    FK_CU(cudaMemGetInfo(&free0, &total));
+    fit_once(n);  // ~17 MB of packed tiles
+    FK_CU(cudaDeviceSynchronize());
+    FK_CU(cudaMemGetInfo(&free1, &total));
+    EXPECT_LE(free0 > free1 ? free0 - free1 : 0, size_t(4) << 20)
+        << "device memory still held after the backend is gone: " << (free0 - free1) << " bytes";
+}
+
 TEST(CudaBackend, BatchedEqualsLooping) {
     FK_REQUIRE_GPU();
     const int64_t B = 3, n = 900, k = 40, d = 96;

@@ -456,10 +456,15 @@ void check_fit(const FitCase& c, int niter, int max_off, double max_rel) {
         ASSERT_EQ(s.iteration_stats[b].size(), r.iteration_stats[b].size());
         for (size_t it = 0; it < r.iteration_stats[b].size(); ++it) {
             const double os = s.iteration_stats[b][it].obj, orf = r.iteration_stats[b][it].obj;
-            // 1e-5 while the runs cannot have drifted; later a near-tie label
-            // flip (the update's float atomics make even two resident fits
-            // differ in summation order) may have moved them apart a little.
-            const double tol = it < 5 ? 1e-5 : 1e-4;
+            // Iteration 0 (same seeds: a missing or doubled streamed row
+            // shows here) and 1 (centroids from the streamed sums, equal up
+            // to summation order) cannot have drifted: 1e-5. From iteration
+            // 2 on, a near-tie label flip at iteration 1 (float atomics sum
+            // in a different order in the two runs) moves two centroids and
+            // the trajectories part: on the H200, 1-2 runs in 25 of the f16
+            // cases reached 1.7e-5 at iteration 3 and 5.7e-4 at iteration 5
+            // (bench/NOTES.md). The centroid limits below bound the drift.
+            const double tol = it < 2 ? 1e-5 : 1e-3;
             EXPECT_LE(std::abs(os - orf), tol * std::abs(orf))
                 << "problem " << b << " iteration " << it << ": streamed " << os << " resident "
                 << orf;

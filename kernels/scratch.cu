@@ -1,0 +1,71 @@
+#include "kernels/scratch.cuh"
+
+#include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+
+#include "src/cuda/cuda_check.hpp"
+
+namespace flashkmeans::kernels {
+
+namespace {
+
+constexpr int kMaxDevices = 64;
+
+/// The current device's pool, created on first use and kept for the process
+/// (destroying it at exit could run after the CUDA context is gone).
+cudaMemPool_t pool_of_current_device() {
+    // FK_SCRATCH_POOL=0: the default pool instead, for comparisons.
+    static const bool off = [] {
+        const char* e = std::getenv("FK_SCRATCH_POOL");
+        return e && *e == '0';
+    }();
+    if (off) return nullptr;
+    static std::mutex mu;
+    static cudaMemPool_t pools[kMaxDevices] = {};
+    int dev = 0;
+    FK_CUDA_CHECK(cudaGetDevice(&dev));
+    if (dev < 0 || dev >= kMaxDevices) return nullptr;
+    std::lock_guard<std::mutex> lock(mu);
+    if (!pools[dev]) {
+        cudaMemPoolProps props = {};
+        props.allocType = cudaMemAllocationTypePinned;
+        props.location.type = cudaMemLocationTypeDevice;
+        props.location.id = dev;
+        cudaMemPool_t pool = nullptr;
+        FK_CUDA_CHECK(cudaMemPoolCreate(&pool, &props));
+        uint64_t keep = UINT64_MAX;  // never release on synchronization
+        FK_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+        pools[dev] = pool;
+    }
+    return pools[dev];
+}
+
+}  // namespace
+
+void* scratch_alloc(size_t bytes, cudaStream_t stream) {
+    void* p = nullptr;
+    cudaMemPool_t pool = pool_of_current_device();
+    cudaError_t e = pool ? cudaMallocFromPoolAsync(&p, bytes, pool, stream) : cudaMallocAsync(&p, bytes, stream);
+    if (e == cudaErrorMemoryAllocation) {
+        (void)cudaGetLastError();
+        size_t free_b = 0, total_b = 0;
+        (void)cudaMemGetInfo(&free_b, &total_b);
+        throw OutOfMemoryError("flashkmeans: out of device memory for " + std::to_string(bytes) +
+                               " bytes of scratch, " + std::to_string(free_b) + " free of " +
+                               std::to_string(total_b));
+    }
+    FK_CUDA_CHECK(e);
+    return p;
+}
+
+void scratch_free(void* p, cudaStream_t stream) {
+    if (p) FK_CUDA_CHECK(cudaFreeAsync(p, stream));
+}
+
+void scratch_trim() {
+    if (cudaMemPool_t pool = pool_of_current_device()) (void)cudaMemPoolTrimTo(pool, 0);
+}
+
+}  // namespace flashkmeans::kernels
