@@ -13,9 +13,10 @@ namespace {
 
 constexpr int kMaxDevices = 64;
 
-/// The current device's pool, created on first use and kept for the process
-/// (destroying it at exit could run after the CUDA context is gone).
-cudaMemPool_t pool_of_current_device() {
+/// The current device's pool, created on first use when `create`, and kept
+/// for the process (destroying it at exit could run after the CUDA context
+/// is gone). Null when pooling is off, or not created yet and !create.
+cudaMemPool_t pool_of_current_device(bool create) {
     // FK_SCRATCH_POOL=0: the default pool instead, for comparisons.
     static const bool off = [] {
         const char* e = std::getenv("FK_SCRATCH_POOL");
@@ -25,10 +26,12 @@ cudaMemPool_t pool_of_current_device() {
     static std::mutex mu;
     static cudaMemPool_t pools[kMaxDevices] = {};
     int dev = 0;
-    FK_CUDA_CHECK(cudaGetDevice(&dev));
-    if (dev < 0 || dev >= kMaxDevices) return nullptr;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) {
+        (void)cudaGetLastError();
+        return nullptr;
+    }
     std::lock_guard<std::mutex> lock(mu);
-    if (!pools[dev]) {
+    if (!pools[dev] && create) {
         cudaMemPoolProps props = {};
         props.allocType = cudaMemAllocationTypePinned;
         props.location.type = cudaMemLocationTypeDevice;
@@ -46,7 +49,7 @@ cudaMemPool_t pool_of_current_device() {
 
 void* scratch_alloc(size_t bytes, cudaStream_t stream) {
     void* p = nullptr;
-    cudaMemPool_t pool = pool_of_current_device();
+    cudaMemPool_t pool = pool_of_current_device(true);
     cudaError_t e = pool ? cudaMallocFromPoolAsync(&p, bytes, pool, stream) : cudaMallocAsync(&p, bytes, stream);
     if (e == cudaErrorMemoryAllocation) {
         (void)cudaGetLastError();
@@ -65,7 +68,8 @@ void scratch_free(void* p, cudaStream_t stream) {
 }
 
 void scratch_trim() {
-    if (cudaMemPool_t pool = pool_of_current_device()) (void)cudaMemPoolTrimTo(pool, 0);
+    // Only an existing pool: this runs in destructors and on out-of-memory.
+    if (cudaMemPool_t pool = pool_of_current_device(false)) (void)cudaMemPoolTrimTo(pool, 0);
 }
 
 }  // namespace flashkmeans::kernels

@@ -22,7 +22,8 @@ namespace flashkmeans::kernels {
 void* scratch_alloc(size_t bytes, cudaStream_t stream);
 /// Frees in stream order (after the work queued on `stream` so far).
 void scratch_free(void* p, cudaStream_t stream);
-/// Returns the current device's unused pooled scratch to the driver.
+/// Returns the current device's unused pooled scratch to the driver (nothing
+/// where no scratch was allocated yet; never throws).
 void scratch_trim();
 
 }  // namespace flashkmeans::kernels
