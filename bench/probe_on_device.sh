@@ -5,8 +5,12 @@
 # FK_TESTS (a gtest filter, default the assign tests), then bench_gpu once per
 # variant (each variant a set of environment assignments, e.g.
 # "FK_WG_BLOCK=4" "FK_WG_BLOCK=2", and optionally @case,case to run only
-# those cases), then flash-kmeans on the same cases.
-#   carry: [".gtest-src", ".whl"]
+# those cases; the token `baseline` runs the baseline tree's bench_gpu), then
+# flash-kmeans on the same cases.
+# Baseline: a source tree of another commit in the ignored folder .baseline/
+# (git archive <commit> | tar -x -C .baseline), built beside, for A/B of
+# code changes in one call.
+#   carry: [".gtest-src", ".whl", ".baseline"]
 #   FK_CASES="n1M-k1024 n8M-k1024" bench/probe_on_device.sh [variant ...]
 #   FK_TESTS: gtest filter (none: no tests); FK_PEERS=0: no flash-kmeans;
 #   FK_NCU / FK_NCU_TIMES: see below.
@@ -30,6 +34,12 @@ t0=$SECONDS
     && ninja -C $B -j"$(nproc)" bench_gpu flashkmeans_gpu_tests; } > "$OUT/build.log" 2>&1 \
   || { echo "BUILD FAILED"; grep -E "error" "$OUT/build.log" | head -30; exit 1; }
 echo "build ok in $((SECONDS - t0)) s"
+if [ -f "$ROOT/.baseline/CMakeLists.txt" ]; then
+  { cmake -S "$ROOT/.baseline" -B $B-baseline -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLASHKMEANS_CUDA=ON \
+      -DFLASHKMEANS_CUDA_ARCHS=90a-real -DFLASHKMEANS_BUILD_FAISS=OFF -DFLASHKMEANS_BUILD_TESTS=OFF \
+      && ninja -C $B-baseline -j"$(nproc)" bench_gpu; } > "$OUT/build_baseline.log" 2>&1 \
+    && echo "baseline built in $((SECONDS - t0)) s" || echo "BASELINE BUILD FAILED"
+fi
 cuobjdump --dump-resource-usage $B/CMakeFiles/flashkmeans.dir/kernels/assign.cu.o 2>&1 | grep -A1 assign_wgmma \
   | grep -o "REG:[0-9]* STACK:[0-9]* SHARED:[0-9]* LOCAL:[0-9]*" | sort | uniq -c
 rc=0
@@ -41,11 +51,11 @@ n=0
 for v in "${@:-base}"; do
   n=$((n + 1))
   echo "== variant $n: $v"
-  envs=(); vcases=$CASES
+  envs=(); vcases=$CASES; bin=$B
   for tok in $v; do
-    case $tok in base) ;; @*) vcases=${tok#@}; vcases=${vcases//,/ } ;; *) envs+=("$tok") ;; esac
+    case $tok in base) ;; baseline) bin=$B-baseline ;; @*) vcases=${tok#@}; vcases=${vcases//,/ } ;; *) envs+=("$tok") ;; esac
   done
-  env "${envs[@]}" $B/bench/bench_gpu "$OUT/bench_v$n.json" $vcases 2>&1 | tee "$OUT/bench_v$n.log" | grep -v "^device"
+  env "${envs[@]}" $bin/bench/bench_gpu "$OUT/bench_v$n.json" $vcases 2>&1 | tee "$OUT/bench_v$n.log" | grep -v "^device"
 done
 # FK_NCU="env... @case kernel-regex": one profiled launch of the kernel in that case.
 if [ -n "${FK_NCU:-}" ]; then

@@ -41,17 +41,17 @@ template <class S, class D>
 __global__ void copy_rows_kernel(const S* src, int64_t sld, int64_t sb, const int32_t* sel,
                                  int batch, int64_t rows, int64_t d, D* dst, int64_t dld,
                                  int64_t db) {
-    const int64_t total = int64_t(batch) * rows * dld;
-    for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total;
-         e += int64_t(gridDim.x) * blockDim.x) {
-        const int64_t r = e / dld, j = e - r * dld;
+    // One warp a row: the two 64-bit divisions once a row, not once an
+    // element (the per-iteration centroid copy of seed-batched, 32 x 1000 x
+    // 128: 27 us with them on the H200).
+    const int lane = threadIdx.x & 31;
+    const int64_t warps = int64_t(gridDim.x) * (blockDim.x / 32);
+    for (int64_t r = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / 32; r < int64_t(batch) * rows;
+         r += warps) {
         const int64_t b = r / rows, i = r - b * rows;
-        float v = 0.f;
-        if (j < d) {
-            const int64_t si = sel ? sel[i] : i;
-            v = to_float(src[b * sb + si * sld + j]);
-        }
-        dst[b * db + i * dld + j] = from_float<D>(v);
+        const S* srow = src + b * sb + (sel ? sel[i] : i) * sld;
+        D* drow = dst + b * db + i * dld;
+        for (int64_t j = lane; j < dld; j += 32) drow[j] = from_float<D>(j < d ? to_float(srow[j]) : 0.f);
     }
 }
 
@@ -129,7 +129,7 @@ void copy_rows(const RowsRef& src, const int32_t* sel, int batch, int64_t rows, 
         using S = decltype(stag);
         dispatch(dst_type, [&](auto dtag) {
             using D = decltype(dtag);
-            copy_rows_kernel<S, D><<<grid_for(batch * rows * dst_ld, 256), 256, 0, stream>>>(
+            copy_rows_kernel<S, D><<<grid_for(batch * rows * 32, 256), 256, 0, stream>>>(
                 static_cast<const S*>(src.data), src.ld, src.batch, sel, batch, rows, d,
                 static_cast<D*>(dst), dst_ld, dst_batch);
         });

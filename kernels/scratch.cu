@@ -53,11 +53,7 @@ void* scratch_alloc(size_t bytes, cudaStream_t stream) {
     cudaError_t e = pool ? cudaMallocFromPoolAsync(&p, bytes, pool, stream) : cudaMallocAsync(&p, bytes, stream);
     if (e == cudaErrorMemoryAllocation) {
         (void)cudaGetLastError();
-        size_t free_b = 0, total_b = 0;
-        (void)cudaMemGetInfo(&free_b, &total_b);
-        throw OutOfMemoryError("flashkmeans: out of device memory for " + std::to_string(bytes) +
-                               " bytes of scratch, " + std::to_string(free_b) + " free of " +
-                               std::to_string(total_b));
+        detail::throw_out_of_memory("scratch", bytes);
     }
     FK_CUDA_CHECK(e);
     return p;

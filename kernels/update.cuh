@@ -1,14 +1,23 @@
 // Host entry points of the sort-inverse centroid update (update.cu).
 //
-// 1. keys = (problem << kbits) | label, values = global point index;
-// 2. CUB radix sort on the kbits + bbits low bits only;
-// 3. each warp walks a fixed segment of the sorted order, summing w_i * x_i of
-//    one cluster in registers, and adds the sum to the cluster once per run it
-//    sees (a run spanning several segments gets one add per segment);
+// 1. keys = (problem << kbits) | label, values = point index; CUB radix sort
+//    on the kbits + bbits low bits only (stable: a cluster's points stay in
+//    index order);
+// 2. each cluster's points, numbered in index order across every call of an
+//    iteration (its count before the call is the first number), are cut into
+//    pieces of `piece` points at multiples of `piece`; a lane group sums one
+//    piece sequentially into a partial;
+// 3. one block per cluster folds the pieces into the cluster's sum in piece
+//    order; a piece cut by the end of a call is carried to the next call;
 // 4. centroid = sum * (1 / weight) where the weight is positive.
+// So the sums are deterministic: they depend on the points' order and the
+// piece size only, not on thread timing, nor on how the rows are split into
+// calls (a streamed fit, chunk by chunk, gets the resident fit's sums bit
+// for bit).
 // When d <= 32 and a problem's k x d sums fit in shared memory (<= 96 KiB),
 // steps 1-3 are replaced by per-block sums in shared memory (no sort), e.g.
-// PQ codebooks (k = 256, d = 4).
+// PQ codebooks (k = 256, d = 4); those use float atomics, so their last bits
+// depend on timing.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -24,23 +33,39 @@ namespace flashkmeans::kernels {
 /// Bits needed to hold values 0..count-1 (0 for count <= 1).
 int bits_for(int64_t count);
 
-/// Device bytes of CUB's temporary storage for sorting `total` pairs.
-size_t sort_temp_bytes(int64_t total);
+/// Capacity of the update's scratch: calls of up to `rows` points per problem.
+struct UpdateShape {
+    int batch = 1;
+    int64_t rows = 0, k = 0, d = 0;
+    int piece = 64;  ///< points a piece; the same for every call of a fit
+};
+
+/// The piece size for a fit of `fit_points` points in all (every problem,
+/// every call): long pieces write fewer partials, short ones leave more
+/// lane groups where points are few.
+int piece_points(int64_t fit_points);
+
+/// Device bytes of the scratch for `s` (sort keys and values, CUB's
+/// temporary storage, per-cluster runs, piece partials, carried pieces).
+size_t update_bytes(const UpdateShape& s);
 
 struct UpdateBuffers {
-    uint32_t* keys[2];  // (B * n) each
-    int32_t* vals[2];   // (B * n) each
-    void* sort_temp;
-    size_t sort_temp_bytes;
+    void* data = nullptr;  ///< update_bytes(shape) bytes, kept for the whole fit
+    UpdateShape shape;
+};
+
+/// Which call of an iteration: the first zeroes the outputs, the last folds
+/// the pieces still open into the sums. A resident fit makes one call (both).
+struct SumsCall {
+    bool first = true, last = true;
 };
 
 /// Sums (B, k, d), weight sums (B, k) and counts (B, k) of the assignment
-/// `labels` (B, n) of the rows x (B, n, d). The outputs are zeroed here unless
-/// `accumulate`, which adds to them instead: the streamed fit sums one chunk
-/// of rows at a time (buf then needs room for B * n of the chunk only).
+/// `labels` (B, n) of the rows x (B, n, d), n <= buf.shape.rows. A streamed
+/// fit calls this once a chunk of rows, in row order, with the same `buf`.
 void cluster_sums(const int32_t* labels, const RowsRef& x, const float* weights, int batch,
-                  int64_t n, int64_t k, int64_t d, const UpdateBuffers& buf, float* sums,
-                  float* wsum, int32_t* cnt, cudaStream_t stream, bool accumulate = false);
+                  int64_t n, int64_t k, int64_t d, const UpdateBuffers& buf, SumsCall call,
+                  float* sums, float* wsum, int32_t* cnt, cudaStream_t stream);
 
 /// centroids[b, j] = sums[b, j] / wsum[b, j] for j >= k_frozen and wsum > 0.
 void finalize_centroids(const float* sums, const float* wsum, int batch, int64_t k, int64_t d,

@@ -97,8 +97,8 @@ class CudaBackend final : public Backend, public StreamingInfo {
         // input) or streams (host input) before anything large is copied.
         const size_t gx = size_t(kernels::stream_grid_x(n));
         size_t need = upload_bytes(x, B, n, d, !rows.empty(), plan.store, dev_);
-        need += size_t(B * n) * (4 + 4 + (weights.empty() ? 0 : 4) + 16);
-        need += kernels::sort_temp_bytes(B * n) + rows.size() * 4 + gx * B * 8;
+        need += size_t(B * n) * (4 + 4 + (weights.empty() ? 0 : 4));
+        need += kernels::update_bytes(update_shape(n)) + rows.size() * 4 + gx * B * 8;
         const size_t cent_bytes =
             size_t(B * k) * (size_t(d) * 8 + size_t(lds) * dtype_size(plan.store) + 12);
         need += cent_bytes;
@@ -228,7 +228,7 @@ class CudaBackend final : public Backend, public StreamingInfo {
         // (streamed_assign); the sums stay valid until the next assign.
         if (!info_.streaming)
             kernels::cluster_sums(labels_.get<int32_t>(), x_.ref(), weights_.get<float>(),
-                                  int(B), n, k, d, update_buffers(), sums_.get<float>(),
+                                  int(B), n, k, d, update_buffers(), {}, sums_.get<float>(),
                                   wsum_.get<float>(), cnt_.get<int32_t>(), stream_);
         if (comm) reduce_over_ranks(*comm);
         kernels::finalize_centroids(sums_.get<float>(), wsum_.get<float>(), int(B), k, d,
@@ -301,17 +301,27 @@ class CudaBackend final : public Backend, public StreamingInfo {
         size_t poff = 0;     // its objective partials in partial_
     };
 
-    kernels::UpdateBuffers update_buffers() {
-        return {{keys_[0].get<uint32_t>(), keys_[1].get<uint32_t>()},
-                {vals_[0].get<int32_t>(), vals_[1].get<int32_t>()},
-                sort_temp_.get(),
-                sort_temp_.size()};
+    /// The update's scratch for calls of up to `rows` rows a problem; the
+    /// piece size comes from the whole fit, so that streamed and resident
+    /// fits sum in the same order.
+    kernels::UpdateShape update_shape(int64_t rows) const {
+        kernels::UpdateShape s;
+        s.batch = int(shape_.batch);
+        s.rows = rows;
+        s.k = shape_.k;
+        s.d = shape_.d;
+        s.piece = kernels::piece_points(shape_.batch * shape_.n);
+        return s;
+    }
+    kernels::UpdateBuffers update_buffers() { return {update_.get(), update_cap_}; }
+    void alloc_update(int64_t rows) {
+        update_cap_ = update_shape(rows);
+        update_.reset(kernels::update_bytes(update_cap_));
     }
 
     void release_storage() {
         streamer_.reset();
-        for (DeviceBuffer* b : {&rows_dev_, &xnorm_, &weights_, &labels_, &partial_, &keys_[0],
-                                &keys_[1], &vals_[0], &vals_[1], &sort_temp_, &cent_, &ccomp_,
+        for (DeviceBuffer* b : {&rows_dev_, &xnorm_, &weights_, &labels_, &partial_, &update_, &cent_, &ccomp_,
                                 &cnorm_, &sums_, &wsum_, &cnt_})
             b->release();
         x_.own.release();
@@ -338,11 +348,7 @@ class CudaBackend final : public Backend, public StreamingInfo {
         // Small buffers first: a failure here costs no copy of the data.
         labels_.reset(size_t(B * n) * 4);
         partial_.reset(gx * B * 8);
-        for (int i = 0; i < 2; ++i) {
-            keys_[i].reset(size_t(B * n) * 4);
-            vals_[i].reset(size_t(B * n) * 4);
-        }
-        sort_temp_.reset(kernels::sort_temp_bytes(B * n));
+        alloc_update(n);
         alloc_centroid_buffers();
         xnorm_.reset(size_t(B * n) * 4);
         rows_dev_.reset(rows.size() * 4);
@@ -387,11 +393,7 @@ class CudaBackend final : public Backend, public StreamingInfo {
         streamer_.setup(src_, x.memory == MemoryKind::pinned, B, n, p);
         labels_.reset(size_t(B * n) * 4);
         partial_.reset(poff * 8);
-        for (int i = 0; i < 2; ++i) {
-            keys_[i].reset(size_t(B * C) * 4);
-            vals_[i].reset(size_t(B * C) * 4);
-        }
-        sort_temp_.reset(kernels::sort_temp_bytes(B * C));
+        alloc_update(C);
         alloc_centroid_buffers();
         xnorm_.reset(size_t(B * r) * 4);
         if (!weights.empty()) load_weights(weights, rows, N);
@@ -420,12 +422,10 @@ class CudaBackend final : public Backend, public StreamingInfo {
     void streamed_assign(double* obj) {
         const int64_t B = shape_.batch, k = shape_.k, d = shape_.d;
         const bool ip = metric_ == Metric::inner_product;
-        FK_CUDA_CHECK(cudaMemsetAsync(sums_.get(), 0, sums_.size(), stream_));
-        FK_CUDA_CHECK(cudaMemsetAsync(wsum_.get(), 0, wsum_.size(), stream_));
-        FK_CUDA_CHECK(cudaMemsetAsync(cnt_.get(), 0, cnt_.size(), stream_));
         const kernels::UpdateBuffers buf = update_buffers();
         const kernels::Operand c = compute_rows().operand(k, d);
-        for (const Segment& sg : segs_) {
+        for (size_t si = 0; si < segs_.size(); ++si) {
+            const Segment& sg = segs_[si];
             kernels::RowsRef xr;
             const float* xn;
             if (sg.chunk >= 0) {
@@ -445,8 +445,11 @@ class CudaBackend final : public Backend, public StreamingInfo {
             kernels::AssignArgs a{xn, cnorm_.get<float>(), sg.rows, k, ip, lab, nullptr,
                                   partial_.get<double>() + sg.poff};
             kernels::launch_assign(geo, int(B), math_, a, stream_);
-            kernels::cluster_sums(lab, xr, w, int(B), sg.rows, k, d, buf, sums_.get<float>(),
-                                  wsum_.get<float>(), cnt_.get<int32_t>(), stream_, true);
+            // Segments in row order: the sums are the resident fit's, bit for bit.
+            const kernels::SumsCall call{si == 0, si + 1 == segs_.size()};
+            kernels::cluster_sums(lab, xr, w, int(B), sg.rows, k, d, buf, call,
+                                  sums_.get<float>(), wsum_.get<float>(), cnt_.get<int32_t>(),
+                                  stream_);
             if (sg.chunk >= 0) streamer_.release(sg.chunk, stream_);
         }
         std::vector<double> part(partial_.size() / 8);
@@ -562,7 +565,8 @@ class CudaBackend final : public Backend, public StreamingInfo {
     StreamingPlanInfo info_;
     std::vector<Segment> segs_;  // streamed fits only
     RowStreamer streamer_;
-    DeviceBuffer rows_dev_, xnorm_, weights_, labels_, partial_, keys_[2], vals_[2], sort_temp_;
+    DeviceBuffer rows_dev_, xnorm_, weights_, labels_, partial_, update_;
+    kernels::UpdateShape update_cap_;
     DeviceBuffer cent_, ccomp_, cnorm_, sums_, wsum_, cnt_;
     bool centroids_dirty_ = true;
     bool have_labels_ = false;

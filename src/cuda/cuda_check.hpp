@@ -5,8 +5,6 @@
 #include <cuda_runtime.h>
 #include <flashkmeans/error.hpp>
 
-#include "kernels/scratch.cuh"
-
 #include <cstddef>
 #include <string>
 #include <utility>
@@ -20,6 +18,17 @@ namespace flashkmeans::detail {
                       " (" + cudaGetErrorString(e) + ")";
     if (e == cudaErrorMemoryAllocation) throw OutOfMemoryError(msg);
     throw Error(msg);
+}
+
+/// OutOfMemoryError for `bytes` of `what`, with the device's free and total
+/// memory at the time.
+[[noreturn]] inline void throw_out_of_memory(const char* what, size_t bytes) {
+    size_t free_b = 0, total_b = 0;
+    (void)cudaMemGetInfo(&free_b, &total_b);
+    (void)cudaGetLastError();
+    throw OutOfMemoryError("flashkmeans: out of device memory for " + std::string(what) +
+                           ": needed " + std::to_string(bytes) + " bytes, " +
+                           std::to_string(free_b) + " free of " + std::to_string(total_b));
 }
 
 }  // namespace flashkmeans::detail
@@ -76,29 +85,9 @@ class DeviceBuffer {
     void reserve(size_t bytes) {
         if (bytes > n_) reset(bytes);
     }
-    void reset(size_t bytes) {
-        release();
-        if (bytes == 0) return;
-        cudaError_t e = cudaMalloc(&p_, bytes);
-        if (e == cudaErrorMemoryAllocation) {  // pooled scratch may hold what is missing
-            (void)cudaGetLastError();
-            kernels::scratch_trim();
-            e = cudaMalloc(&p_, bytes);
-        }
-        if (e != cudaSuccess) {
-            (void)cudaGetLastError();
-            p_ = nullptr;
-            size_t free_b = 0, total_b = 0;
-            (void)cudaMemGetInfo(&free_b, &total_b);
-            if (e == cudaErrorMemoryAllocation)
-                throw OutOfMemoryError("flashkmeans: out of device memory: needed " +
-                                       std::to_string(bytes) + " bytes, " +
-                                       std::to_string(free_b) + " free of " +
-                                       std::to_string(total_b));
-            throw_cuda(e, "cudaMalloc", __FILE__, __LINE__);
-        }
-        n_ = bytes;
-    }
+    /// On out-of-memory, the pooled scratch (kernels/scratch.cuh) is given
+    /// back and the allocation tried once more (device_buffer.cu).
+    void reset(size_t bytes);
     void release() {
         if (p_) (void)cudaFree(p_);
         p_ = nullptr;

@@ -5,6 +5,7 @@ set(FLASHKMEANS_CUDA_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/cuda_backend.cu
   ${CMAKE_CURRENT_LIST_DIR}/cuda_search.cu
   ${CMAKE_CURRENT_LIST_DIR}/cuda_checks.cu
+  ${CMAKE_CURRENT_LIST_DIR}/device_buffer.cu
   ${CMAKE_CURRENT_LIST_DIR}/device_data.cu
   ${CMAKE_CURRENT_LIST_DIR}/streaming.cu
   ${CMAKE_CURRENT_LIST_DIR}/../../kernels/assign.cu

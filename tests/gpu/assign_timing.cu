@@ -108,13 +108,13 @@ static void run_case(int64_t B, int64_t n, int64_t k, int64_t d, fk::DType dt, f
             fkk::launch_assign(geo, int(B), plan.math, a, 0);
         }
     // Update on the same labels.
-    fkd::DeviceBuffer k0(size_t(B * n) * 4), k1(size_t(B * n) * 4), v0(size_t(B * n) * 4), v1(size_t(B * n) * 4),
-        tmp(fkk::sort_temp_bytes(B * n)), sums(size_t(B * k * d) * 4), ws(size_t(B * k) * 4), cnt(size_t(B * k) * 4),
-        cent(size_t(B * k * d) * 4);
-    fkk::UpdateBuffers ub{{k0.get<uint32_t>(), k1.get<uint32_t>()}, {v0.get<int32_t>(), v1.get<int32_t>()}, tmp.get(), tmp.size()};
+    const fkk::UpdateShape us{int(B), n, k, d, fkk::piece_points(B * n)};
+    fkd::DeviceBuffer tmp(fkk::update_bytes(us)), sums(size_t(B * k * d) * 4), ws(size_t(B * k) * 4),
+        cnt(size_t(B * k) * 4), cent(size_t(B * k * d) * 4);
+    const fkk::UpdateBuffers ub{tmp.get(), us};
     const float t_update = time_it([&] {
         fkk::cluster_sums(lab.get<int32_t>(), {x.get(), plan.store, ld, n * ld}, nullptr, int(B), n, k, d, ub,
-                          sums.get<float>(), ws.get<float>(), cnt.get<int32_t>(), 0);
+                          {}, sums.get<float>(), ws.get<float>(), cnt.get<int32_t>(), 0);
         fkk::finalize_centroids(sums.get<float>(), ws.get<float>(), int(B), k, d, 0, cent.get<float>(), 0);
     });
     const cudaError_t err = cudaDeviceSynchronize();
