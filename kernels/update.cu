@@ -22,10 +22,10 @@ constexpr int kStage = 256;
 constexpr int kRowsInFlight = 8;  // row loads a lane issues before adding
 constexpr int kWarps = 8;
 // Piece sizes, measured on the H200 (bench/NOTES.md, update v4): each piece
-// costs a descriptor, a stored partial and a fold, so longer is faster down
-// to where the pieces leave too few lane groups: 128 points below 4M points
-// (32 and 64 were 3-10% slower a whole iteration at n1M and largeD), 256 from
-// 4M on (n8M level with the atomic kernel).
+// costs a descriptor, a stored partial and a fold. 128 points below 4M
+// points (32 and 64 were 3-10% slower a whole iteration at n1M and largeD;
+// 256 not measured there), 256 from 4M on (n8M level with the atomic kernel;
+// 128 not measured there).
 constexpr int kPieceShort = 128, kPieceLong = 256;
 constexpr int64_t kLongPiecePoints = int64_t(4) << 20;
 
@@ -475,7 +475,7 @@ void cluster_sums(const int32_t* labels, const RowsRef& x, const float* weights,
         FK_CUDA_CHECK(cudaMemsetAsync(wsum, 0, sizeof(float) * nc, stream));
         FK_CUDA_CHECK(cudaMemsetAsync(cnt, 0, sizeof(int32_t) * nc, stream));
     }
-    if (d <= kSmallMaxD && small_sums_smem(k, d) <= kSmallMaxSmem) {
+    if (!buf.shape.deterministic && d <= kSmallMaxD && small_sums_smem(k, d) <= kSmallMaxSmem) {
         if (total == 0) return;
         switch (x.dtype) {
             case DType::f32: launch_small_sums<float>(labels, x, weights, batch, n, k, d, sums, wsum, cnt, stream); break;

@@ -17,7 +17,7 @@
 // When d <= 32 and a problem's k x d sums fit in shared memory (<= 96 KiB),
 // steps 1-3 are replaced by per-block sums in shared memory (no sort), e.g.
 // PQ codebooks (k = 256, d = 4); those use float atomics, so their last bits
-// depend on timing.
+// depend on timing, unless UpdateShape::deterministic.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -38,6 +38,9 @@ struct UpdateShape {
     int batch = 1;
     int64_t rows = 0, k = 0, d = 0;
     int piece = 64;  ///< points a piece; the same for every call of a fit
+    /// Small codebooks in fixed order too (KMeansParams::deterministic),
+    /// instead of shared-memory atomics.
+    bool deterministic = false;
 };
 
 /// The piece size for a fit of `fit_points` points in all (every problem,

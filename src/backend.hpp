@@ -96,7 +96,8 @@ int cuda_device_count();
 /// waits for it. Throws without the CUDA backend.
 void cuda_copy(void* dst, const void* src, size_t bytes, bool to_device, void* stream);
 /// Null when this build has no CUDA backend.
-std::unique_ptr<Backend> make_cuda_backend(int gpu_id,
-                                           size_t device_memory_budget);
+/// deterministic: see KMeansParams::deterministic.
+std::unique_ptr<Backend> make_cuda_backend(int gpu_id, size_t device_memory_budget,
+                                           bool deterministic = false);
 
 }  // namespace flashkmeans::detail

@@ -16,8 +16,9 @@ namespace flashkmeans::detail {
 void validate_fit(const ArrayView& x, int64_t k, const KMeansParams& p,
                   const ArrayView& weights, const ArrayView& init, bool batched, bool shard);
 
-std::unique_ptr<Backend> choose_backend(const ArrayView& x, DeviceChoice choice, int gpu_id,
-                                        size_t budget, bool faiss_blocking);
+/// The backend for x and p.device, p.gpu_id, p.device_memory_budget,
+/// p.faiss_blas_blocking, p.deterministic.
+std::unique_ptr<Backend> choose_backend(const ArrayView& x, const KMeansParams& p);
 
 /// The GPUs a fit of x runs on: one entry for a one-device fit (or the CPU),
 /// several when host data is split over the GPUs of this host.

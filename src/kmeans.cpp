@@ -9,13 +9,14 @@
 namespace flashkmeans {
 namespace detail {
 
-std::unique_ptr<Backend> choose_backend(const ArrayView& x, DeviceChoice choice,
-                                        int gpu_id, size_t budget, bool faiss_blocking) {
+std::unique_ptr<Backend> choose_backend(const ArrayView& x, const KMeansParams& p) {
+    const DeviceChoice choice = p.device;
+    const int gpu_id = p.gpu_id;
     const bool have_gpu = detail::cuda_device_count() > 0;
     if (choice == DeviceChoice::cpu) {
         FLASHKMEANS_CHECK(!x.on_device(), "x: lives on cuda:", x.device_id,
                           " but device=cpu was requested; pass a host array or device=cuda");
-        return detail::make_cpu_backend(faiss_blocking);
+        return detail::make_cpu_backend(p.faiss_blas_blocking);
     }
     if (choice == DeviceChoice::cuda || x.on_device()) {
 #ifdef FLASHKMEANS_WITH_CUDA
@@ -23,10 +24,11 @@ std::unique_ptr<Backend> choose_backend(const ArrayView& x, DeviceChoice choice,
 #else
         FLASHKMEANS_CHECK(have_gpu, "device: cuda requested (or x is a GPU array) but this build has no CUDA backend");
 #endif
-        return detail::make_cuda_backend(x.on_device() ? x.device_id : gpu_id, budget);
+        return detail::make_cuda_backend(x.on_device() ? x.device_id : gpu_id, p.device_memory_budget,
+                                         p.deterministic);
     }
-    if (have_gpu) return detail::make_cuda_backend(gpu_id, budget);
-    return detail::make_cpu_backend(faiss_blocking);
+    if (have_gpu) return detail::make_cuda_backend(gpu_id, p.device_memory_budget, p.deterministic);
+    return detail::make_cpu_backend(p.faiss_blas_blocking);
 }
 
 void validate_fit(const ArrayView& x, int64_t k, const KMeansParams& p,
@@ -100,8 +102,7 @@ KMeansResult fit_impl(const ArrayView& x, int64_t k, const KMeansParams& p,
     detail::validate_fit(x, k, p, weights, init, batched, false);
     const std::vector<int> gpus = detail::fit_gpus(x, p);
     if (gpus.size() > 1) return detail::fit_multi_gpu(x, k, p, weights, init, gpus);
-    auto backend = detail::choose_backend(x, p.device, p.gpu_id, p.device_memory_budget,
-                                          p.faiss_blas_blocking);
+    auto backend = detail::choose_backend(x, p);
     return detail::run_lloyd(*backend, {x, weights, init, k}, p);
 }
 

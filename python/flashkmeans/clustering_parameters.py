@@ -42,6 +42,7 @@ class ClusteringParameters:
     gpu_id: int = 0
     device_memory_budget: int = 0  # bytes of GPU memory for resident data; 0 = most of it
     faiss_blas_blocking: bool = False  # CPU: Faiss's BLAS layout, breaks exact ties as Faiss
+    deterministic: bool = False  # GPU: small codebooks summed in a fixed order too (bitwise reproducible)
     progress: bool = False  # tqdm progress bar, when tqdm is installed
 
     @classmethod
@@ -83,4 +84,5 @@ class ClusteringParameters:
             num_gpus=_engine.num_gpus(gpu),
             device_memory_budget=self.device_memory_budget,
             faiss_blas_blocking=self.faiss_blas_blocking,
+            deterministic=self.deterministic,
             early_stop_threshold=self.early_stop_threshold)

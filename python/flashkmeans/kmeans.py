@@ -24,7 +24,7 @@ class Kmeans:
     Other keywords are faiss.ClusteringParameters fields (niter=25, nredo=1,
     verbose=False, spherical=False, int_centroids=False, frozen_centroids,
     min/max_points_per_centroid, seed=1234, ...) plus precision, gpu_id,
-    device_memory_budget, faiss_blas_blocking and progress (see
+    device_memory_budget, faiss_blas_blocking, deterministic and progress (see
     ClusteringParameters). An unknown keyword raises TypeError."""
 
     def __init__(self, d: int, k: int, **kwargs):

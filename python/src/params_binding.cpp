@@ -43,6 +43,7 @@ void bind_params(nb::module_& m) {
         .def_rw("num_gpus", &KMeansParams::num_gpus)
         .def_rw("check_finite", &KMeansParams::check_finite)
         .def_rw("device_memory_budget", &KMeansParams::device_memory_budget)
+        .def_rw("deterministic", &KMeansParams::deterministic)
         .def_rw("faiss_blas_blocking", &KMeansParams::faiss_blas_blocking)
         .def_rw("early_stop_threshold", &KMeansParams::early_stop_threshold);
 }

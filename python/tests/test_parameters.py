@@ -16,7 +16,7 @@ VALID = {  # one non-default value per documented keyword
     "check_input_data_for_NaNs": False, "use_faster_subsampling": False, "init_method": 0,
     "afkmc2_chain_length": 10, "early_stop_threshold": 0.1, "use_super_kmeans": False,
     "precision": "exact", "gpu_id": 0, "device_memory_budget": 1 << 20,
-    "faiss_blas_blocking": True, "progress": False,
+    "faiss_blas_blocking": True, "deterministic": True, "progress": False,
 }
 
 
@@ -30,6 +30,11 @@ def test_keyword_accepted(data, name):
     assert getattr(km.cp, name) == VALID[name]
     km.train(data[:2000])
     assert km.centroids.shape == (8, 16)
+
+
+def test_deterministic_reaches_the_engine():
+    assert flashkmeans.Kmeans(16, 8, deterministic=True)._params().deterministic
+    assert not flashkmeans.Kmeans(16, 8)._params().deterministic
 
 
 def test_early_stop_threshold(data):

@@ -36,7 +36,8 @@ namespace {
 
 class CudaBackend final : public Backend, public StreamingInfo {
    public:
-    CudaBackend(int gpu_id, size_t budget) : dev_(gpu_id), budget_(budget) {
+    CudaBackend(int gpu_id, size_t budget, bool deterministic)
+        : dev_(gpu_id), budget_(budget), deterministic_(deterministic) {
         DeviceGuard g(dev_);
         FK_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     }
@@ -311,6 +312,7 @@ class CudaBackend final : public Backend, public StreamingInfo {
         s.k = shape_.k;
         s.d = shape_.d;
         s.piece = kernels::piece_points(shape_.batch * shape_.n);
+        s.deterministic = deterministic_;
         return s;
     }
     kernels::UpdateBuffers update_buffers() { return {update_.get(), update_cap_}; }
@@ -553,6 +555,7 @@ class CudaBackend final : public Backend, public StreamingInfo {
 
     int dev_;
     size_t budget_;
+    bool deterministic_;  // KMeansParams::deterministic
     cudaStream_t stream_ = nullptr;
     ProblemShape shape_;
     Metric metric_ = Metric::L2;
@@ -574,12 +577,13 @@ class CudaBackend final : public Backend, public StreamingInfo {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend(int gpu_id, size_t device_memory_budget) {
+std::unique_ptr<Backend> make_cuda_backend(int gpu_id, size_t device_memory_budget,
+                                           bool deterministic) {
     int count = cuda_device_count();
     if (gpu_id < 0 || gpu_id >= count)
         throw Error("flashkmeans: GPU " + std::to_string(gpu_id) + " requested but " +
                     std::to_string(count) + " CUDA device(s) are visible");
-    return std::make_unique<CudaBackend>(gpu_id, device_memory_budget);
+    return std::make_unique<CudaBackend>(gpu_id, device_memory_budget, deterministic);
 }
 
 void cuda_copy(void* dst, const void* src, size_t bytes, bool to_device, void* stream) {

@@ -5,7 +5,7 @@
 
 namespace flashkmeans::detail {
 
-std::unique_ptr<Backend> make_cuda_backend(int, size_t) { return nullptr; }
+std::unique_ptr<Backend> make_cuda_backend(int, size_t, bool) { return nullptr; }
 
 void cuda_search(const ArrayView&, const ArrayView&, int64_t, Metric,
                  Precision, int, int64_t*, float*) {

@@ -96,9 +96,8 @@ KMeansResult fit_rank(const ArrayView& x, int64_t k, Communicator& comm, const K
             if (gpu_comm && x.on_device())
                 FLASHKMEANS_CHECK(x.device_id == comm.gpu_id(), "x: lives on cuda:", x.device_id,
                                   " but this rank's communicator is on cuda:", comm.gpu_id());
-            backend = gpu_comm ? make_cuda_backend(comm.gpu_id(), p.device_memory_budget)
-                               : choose_backend(x, p.device, p.gpu_id, p.device_memory_budget,
-                                                p.faiss_blas_blocking);
+            backend = gpu_comm ? make_cuda_backend(comm.gpu_id(), p.device_memory_budget, p.deterministic)
+                               : choose_backend(x, p);
             FLASHKMEANS_CHECK(backend != nullptr, "device: this build has no CUDA backend");
         }
     } catch (...) {
@@ -152,7 +151,8 @@ KMeansResult fit_multi_gpu(const ArrayView& x, int64_t k, const KMeansParams& p,
             if (r != 0) pr.on_iteration = nullptr;  // callbacks and output from rank 0
             res[size_t(r)] = fit_rank(slice(x, batched ? 1 : 0, lo, hi - lo), k, *comms[size_t(r)],
                                       pr, slice(weights, weights.ndim - 1, lo, hi - lo), init,
-                                      make_cuda_backend(gpus[size_t(r)], p.device_memory_budget));
+                                      make_cuda_backend(gpus[size_t(r)], p.device_memory_budget,
+                                                        p.deterministic));
         } catch (const PeerFailure&) {
             errs[size_t(r)] = std::current_exception();
         } catch (...) {

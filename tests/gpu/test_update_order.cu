@@ -4,8 +4,9 @@
 // piece +- 1, chunks where clusters are absent), and from one run to the
 // next. Skewed labels: one cluster with a third of the points (many pieces),
 // empty clusters, piece sizes 64, 256 and 5. Row layouts: element loads (odd
-// d), 8- and 16-byte loads, one and several passes over a row. Outputs are
-// poisoned before each call.
+// d), 8- and 16-byte loads, one and several passes over a row, and small
+// codebooks (d = 4, 8) when deterministic (else they take shared-memory
+// atomics). Outputs are poisoned before each call.
 #include "gpu_test_util.hpp"
 
 #include <string>
@@ -45,7 +46,7 @@ Sums run(const std::vector<int32_t>& labels, const std::vector<float>& x32,
          const std::vector<uint16_t>& x16, fk::DType t, const std::vector<float>& w, int64_t B,
          int64_t n, int64_t k, int64_t d, int piece, const std::vector<int64_t>& chunks) {
     const int64_t cap = *std::max_element(chunks.begin(), chunks.end());
-    const fkk::UpdateShape us{int(B), cap, k, d, piece};
+    const fkk::UpdateShape us{int(B), cap, k, d, piece, /*deterministic=*/true};
     fkd::DeviceBuffer scratch(fkk::update_bytes(us));
     // Poison the scratch too: nothing carried may be read before it is written.
     FK_CUDA_CHECK(cudaMemset(scratch.get(), 0xff, fkk::update_bytes(us)));
@@ -94,7 +95,8 @@ TEST(UpdateOrder, ChunkedEqualsOneCallBitForBit) {
     struct Shape { int64_t d; fk::DType t; };
     const int64_t B = 2, n = 3001, k = 77;
     for (const Shape sh : {Shape{37, fk::DType::f32}, Shape{36, fk::DType::f16}, Shape{130, fk::DType::f32},
-                           Shape{64, fk::DType::f32}, Shape{200, fk::DType::bf16}, Shape{1032, fk::DType::f16}}) {
+                           Shape{64, fk::DType::f32}, Shape{200, fk::DType::bf16}, Shape{1032, fk::DType::f16},
+                           Shape{4, fk::DType::f32}, Shape{8, fk::DType::f16}}) {
         const int64_t d = sh.d;
         SCOPED_TRACE("d " + std::to_string(d) + " dtype " + std::to_string(int(sh.t)));
         std::mt19937_64 g(seed + uint64_t(d));
