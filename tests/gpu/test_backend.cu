@@ -194,9 +194,8 @@ TEST(CudaBackend, UpdateVectorAndStridedRows) {
     }
 }
 
-// From 4M points the sums walk 256-point segments of the sorted order (one
-// add per run a segment): 2 x 2.1M points, a k x d too large for the
-// shared-memory path.
+// From 4M points the update sums pieces of 256 points (128 below): 2 x 2.1M
+// points, a k x d too large for the shared-memory path.
 TEST(CudaBackend, UpdateLongSegments) {
     FK_REQUIRE_GPU();
     const int64_t B = 2, n = 2100000, k = 1500, d = 20;

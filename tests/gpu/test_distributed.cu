@@ -3,9 +3,9 @@
 // one-rank NCCL communicator (host and device reductions), and a streamed
 // shard, each against the one-GPU fit of the whole data, same seed. The
 // first assignment (same seeds on every rank) agrees to 1e-6 (relative); the
-// centroid sums are then added in another order (and with float atomics
-// even on one GPU), a point near a tie can flip, so later iterations agree
-// to 1e-4, as the GPU trainer agrees with the CPU trainer.
+// centroid sums are then added in another order (each rank's sums, then the
+// all-reduce), a point near a tie can flip, so later iterations agree to
+// 1e-4, as the GPU trainer agrees with the CPU trainer.
 #include "gpu_test_util.hpp"
 
 #include <flashkmeans/distributed.hpp>
