@@ -4,11 +4,12 @@
 # from the carried .gtest-src/, the Python module), run every C++ test and the
 # Python suite, then the benchmarks: our engine (bench_gpu) and flash-kmeans
 # 0.3.1 from its carried wheel, on the same card. Logs and JSON go to $OUT.
-# Optional steps: faissgpu (Faiss GPU peer, from .whl/faissgpu, and the
-# same-data objective comparison), plugin (bench_faiss_plugin: IVF4096,PQ32
-# train + add and batched PQ training on this GPU).
+# Optional steps: fastkmeans (fastkmeans 0.5.0 from its carried wheel:
+# bench/peers/run_fastkmeans.py), faissgpu (Faiss GPU peer, from
+# .whl/faissgpu, and the same-data objective comparison), plugin
+# (bench_faiss_plugin: IVF4096,PQ32 train + add and batched PQ training).
 #   carry: [".deps", ".gtest-src", ".whl"]
-#   bench/run_on_device.sh [tests] [bench] [peers] [faissgpu] [plugin] [case ...]
+#   bench/run_on_device.sh [tests] [bench] [peers] [fastkmeans] [faissgpu] [plugin] [case ...]
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # Logs and JSON are written to a scratch folder and packed into one archive
@@ -18,7 +19,7 @@ OUT=/tmp/fk-out
 mkdir -p "$OUT" "$FINAL_OUT"
 trap 'tar czf "$FINAL_OUT/results.tgz" -C "$OUT" . ; cp "$OUT"/*.json "$FINAL_OUT"/ 2>/dev/null' EXIT
 STEPS=" ${*:-tests bench peers} "
-CASES=$(printf '%s\n' "$@" | grep -v -E '^(tests|bench|peers|faissgpu|plugin)$' | tr '\n' ' ')
+CASES=$(printf '%s\n' "$@" | grep -v -E '^(tests|bench|peers|fastkmeans|faissgpu|plugin)$' | tr '\n' ' ')
 B=/tmp/fk-build
 J=$(nproc)
 {
@@ -90,6 +91,11 @@ fi
 if [[ $STEPS == *" peers "* ]]; then
   PYTHONUNBUFFERED=1 python3 "$ROOT/bench/peers/run_flash_kmeans.py" "$OUT/bench_flash_kmeans.json" $CASES \
     2>&1 | grep -v Warning | tee "$OUT/bench_flash_kmeans.log"
+fi
+# fastkmeans 0.5.0 from its carried wheel (.whl/fastkmeans-0.5.0-py3-none-any.whl).
+if [[ $STEPS == *" fastkmeans "* ]]; then
+  PYTHONUNBUFFERED=1 python3 "$ROOT/bench/peers/run_fastkmeans.py" "$OUT/bench_fastkmeans.json" $CASES \
+    2>&1 | grep -v Warning | tee "$OUT/bench_fastkmeans.log"
 fi
 if [[ $STEPS == *" faissgpu "* ]]; then
   (

@@ -1,0 +1,134 @@
+"""fastkmeans 0.5.0 (another Triton k-means) on the BENCH.md cases, on the
+same card and in the same session as bench_gpu, so the numbers compare.
+
+Two figures a case:
+- "api": FastKMeans(d, k).train(numpy array), the way its users call it. It
+  keeps the data in host memory and copies every chunk to the GPU every
+  iteration (and pins a copy of the whole array at each train()).
+- "resident": its Lloyd loop (fastkmeans.kmeans._kmeans_torch_double_chunked,
+  a private function) on a CUDA tensor, so no copy crosses the bus: the
+  speed of its Triton kernels.
+ms per iteration = (time of a 13-iteration run - time of a 3-iteration run) /
+10 after a warm-up (Triton compilation stays out), median of 3 repeats (one
+for "api": each train() pins a copy of the whole array, seconds for the
+large cases); tol = -1 so no early stop. fastkmeans clusters one problem at a time: a
+batched case (B problems) is B runs, and its time is their sum. Compute in
+the case's dtype (fp16 cases in fp16, fp32 cases in fp32 with TF32 allowed,
+as flash-kmeans is run). fastkmeans comes from its PyPI wheel (carried to the
+GPU machine); none of its code is in this repository.
+
+Usage: python3 run_fastkmeans.py out.json [case ...]
+FK_SMOKE=1: tiny shapes on the CPU (checks this script where there is no GPU).
+"""
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+
+import fastkmeans
+from fastkmeans.kmeans import _kmeans_torch_double_chunked
+
+CASES = {
+    # name: (B, N, K, D, dtype), as in run_flash_kmeans.py and bench_gpu
+    "seed-batched": (32, 75600, 1000, 128, torch.float16),
+    "seed-k100": (32, 75600, 100, 128, torch.float16),
+    "n1M-k1024": (1, 1 << 20, 1024, 128, torch.float16),
+    "n8M-k1024": (1, 1 << 23, 1024, 128, torch.float16),
+    "ivf-n1M-k16384": (1, 1 << 20, 16384, 128, torch.float32),
+    "ivf-n4M-k65536": (1, 1 << 22, 65536, 128, torch.float16),
+    "largeD": (1, 1 << 18, 1024, 1024, torch.float16),
+    "pq-train": (32, 1 << 16, 256, 4, torch.float32),
+}
+SMOKE = os.environ.get("FK_SMOKE") == "1"
+DEVICE = torch.device("cpu" if SMOKE else "cuda:0")
+
+
+def sync():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_api(problems, k, dtype, iters):
+    """Seconds for FastKMeans.train on every problem (numpy, host memory)."""
+    sync()
+    t0 = time.perf_counter()
+    for x in problems:
+        km = fastkmeans.FastKMeans(x.shape[1], k, niter=iters, tol=-1.0, gpu=not SMOKE,
+                                   dtype=dtype, seed=0, max_points_per_centroid=None)
+        km.train(x)
+    sync()
+    return time.perf_counter() - t0
+
+
+def run_resident(problems, norms, k, dtype, iters):
+    """Seconds for its Lloyd loop on every problem held on the device."""
+    sync()
+    t0 = time.perf_counter()
+    for x, xn in zip(problems, norms):
+        _kmeans_torch_double_chunked(x, xn, k=k, device=DEVICE, dtype=dtype, max_iters=iters,
+                                     tol=-1.0, max_points_per_centroid=None,
+                                     use_triton=DEVICE.type == "cuda")
+    sync()
+    return time.perf_counter() - t0
+
+
+def per_iteration_ms(run, repeats=3, warm_up=True):
+    if warm_up:
+        run(3)  # Triton compilation
+    per_iter = []
+    for _ in range(repeats):
+        t_short = run(3)
+        t_long = run(13)
+        per_iter.append((t_long - t_short) / 10 * 1e3)
+    return statistics.median(per_iter), per_iter
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else "fastkmeans.json"
+    wanted = [n for n in sys.argv[2:] if n in CASES] or list(CASES)
+    torch.backends.cuda.matmul.allow_tf32 = True  # fp32 cases: TF32, as flash-kmeans is run
+    results = []
+
+    def save():  # after every case, so that a run cut short keeps what it measured
+        import importlib.metadata as md
+        with open(out, "w") as f:
+            json.dump({"peer": "fastkmeans", "version": md.version("fastkmeans"),
+                       "device": torch.cuda.get_device_name() if DEVICE.type == "cuda" else "cpu",
+                       "torch": torch.__version__, "smoke": SMOKE, "cases": results}, f, indent=1)
+
+    for name in wanted:
+        B, N, K, D, dtype = CASES[name]
+        if SMOKE:
+            B, N, K, D, dtype = min(B, 2), 2000, min(K, 16), min(D, 8), torch.float32
+        rng = np.random.default_rng(1234)
+        host = [rng.standard_normal((N, D), dtype=np.float32) for _ in range(B)]
+        row = {"case": name, "B": B, "N": N, "K": K, "D": D,
+               "dtype": str(dtype).replace("torch.", "")}
+        try:
+            dev = [torch.from_numpy(x).to(DEVICE) for x in host]
+            norms = [(x * x).sum(dim=1) for x in dev]
+            ms, reps = per_iteration_ms(lambda it: run_resident(dev, norms, K, dtype, it))
+            row.update(ms_per_iter=ms, repeats_ms=reps,
+                       tflops=2.0 * B * N * K * D / (ms * 1e-3) / 1e12)
+            del dev, norms
+            ms_api, reps_api = per_iteration_ms(lambda it: run_api(host, K, dtype, it),
+                                                repeats=1, warm_up=False)
+            row.update(api_ms_per_iter=ms_api, api_repeats_ms=reps_api)
+            print(f"{name:16s} {ms:10.3f} ms/iter resident {row['tflops']:8.1f} TFLOP/s, "
+                  f"{ms_api:10.3f} ms/iter through train(numpy)", flush=True)
+        except Exception as e:  # report, keep going with the other cases
+            row["error"] = repr(e)
+            print(f"{name:16s} failed: {e!r}", flush=True)
+        results.append(row)
+        if DEVICE.type == "cuda":
+            torch.cuda.empty_cache()
+        save()
+    save()
+
+
+if __name__ == "__main__":
+    main()
