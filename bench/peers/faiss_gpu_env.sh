@@ -1,6 +1,6 @@
 # Source from the repo root on the GPU machine:  . bench/peers/faiss_gpu_env.sh
 # Unpacks the compact Faiss GPU build (faiss-gpu-cu13-cuvs 1.15.0 from PyPI,
-# repacked by .whl/faissgpu/recipe/build.sh: sm_90 cubins only, cuVS stubbed,
+# repacked by bench/peers/faiss_gpu_repack.py: sm_90 cubins only, cuVS stubbed,
 # real librmm/rapids_logger) into /tmp and sets PYTHONPATH / LD_LIBRARY_PATH so
 # that `import faiss` gives a GPU Faiss.  Nothing of Faiss is in the repository;
 # the archive lives in the git-ignored .whl/faissgpu/ (carry ".whl").

@@ -1,5 +1,5 @@
 """Faiss GPU (faiss-gpu-cu13-cuvs 1.15.0 from PyPI, repacked for the H100 by
-.whl/faissgpu/recipe/build.sh; `. bench/peers/faiss_gpu_env.sh` first) on the
+bench/peers/faiss_gpu_repack.py; `. bench/peers/faiss_gpu_env.sh` first) on the
 BENCH.md cases, on the same card and in the same session as bench_gpu.
 
 k-means: faiss.Kmeans on a GpuIndexFlatL2 (what Kmeans(gpu=True) builds, but
