@@ -410,10 +410,10 @@ struct Scratch {
 };
 
 /// Pieces a call can touch: a cluster's len points span at most
-/// len / piece + 2 of them.
+/// len / piece + 2 of them, and each holds at least one point of the call.
 int64_t max_items(const UpdateShape& s) {
     const int64_t total = int64_t(s.batch) * s.rows, nc = int64_t(s.batch) * s.k;
-    return (total + s.piece - 1) / s.piece + 2 * std::min(nc, total);
+    return std::min(total, (total + s.piece - 1) / s.piece + 2 * std::min(nc, total));
 }
 
 Scratch carve(char* base, const UpdateShape& s) {

@@ -7,7 +7,7 @@
 //    iteration (its count before the call is the first number), are cut into
 //    pieces of `piece` points at multiples of `piece`; a lane group sums one
 //    piece sequentially into a partial;
-// 3. one block per cluster folds the pieces into the cluster's sum in piece
+// 3. one warp per cluster folds the pieces into the cluster's sum in piece
 //    order; a piece cut by the end of a call is carried to the next call;
 // 4. centroid = sum * (1 / weight) where the weight is positive.
 // So the sums are deterministic: they depend on the points' order and the
