@@ -170,7 +170,7 @@ struct PieceArgs {
     float* open_w;           // (nc)
     float* pieces;           // (items, d) one partial a piece
     float* piece_w;          // (items)
-    int64_t nc, n, k, d, ld, bstride;
+    int64_t nc, n, d, ld, bstride;
     int piece;
 };
 
@@ -503,7 +503,6 @@ void cluster_sums(const int32_t* labels, const RowsRef& x, const float* weights,
     a.piece_w = s.piece_w;
     a.nc = nc;
     a.n = n;
-    a.k = k;
     a.d = d;
     a.ld = x.ld;
     a.bstride = x.batch;

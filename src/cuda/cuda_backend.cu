@@ -323,8 +323,8 @@ class CudaBackend final : public Backend, public StreamingInfo {
 
     void release_storage() {
         streamer_.reset();
-        for (DeviceBuffer* b : {&rows_dev_, &xnorm_, &weights_, &labels_, &partial_, &update_, &cent_, &ccomp_,
-                                &cnorm_, &sums_, &wsum_, &cnt_})
+        for (DeviceBuffer* b : {&rows_dev_, &xnorm_, &weights_, &labels_, &partial_, &update_,
+                                &cent_, &ccomp_, &cnorm_, &sums_, &wsum_, &cnt_})
             b->release();
         x_.own.release();
         x_.data = nullptr;
