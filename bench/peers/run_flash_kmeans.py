@@ -26,18 +26,7 @@ import torch
 from flash_kmeans import batch_kmeans_Euclid
 from flash_kmeans.kmeans_large import kmeans_largeN
 
-CASES = {
-    # name: (B, N, K, D, dtype)
-    "seed-batched": (32, 75600, 1000, 128, torch.float16),
-    "seed-k100": (32, 75600, 100, 128, torch.float16),
-    "n1M-k1024": (1, 1 << 20, 1024, 128, torch.float16),
-    "n8M-k1024": (1, 1 << 23, 1024, 128, torch.float16),
-    "ivf-n1M-k16384": (1, 1 << 20, 16384, 128, torch.float32),
-    "ivf-n4M-k65536": (1, 1 << 22, 65536, 128, torch.float16),
-    "largeD": (1, 1 << 18, 1024, 1024, torch.float16),
-    "pq-train": (32, 1 << 16, 256, 4, torch.float32),
-}
-
+from bench_cases import CASES
 
 OOC_CASES = {
     # name: (N, K, D, pinned host memory, repeats)
