@@ -68,4 +68,11 @@ void scratch_trim() {
     if (cudaMemPool_t pool = pool_of_current_device(false)) (void)cudaMemPoolTrimTo(pool, 0);
 }
 
+size_t scratch_reserved_bytes() {
+    cudaMemPool_t pool = pool_of_current_device(false);
+    uint64_t bytes = 0;
+    if (pool) FK_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &bytes));
+    return size_t(bytes);
+}
+
 }  // namespace flashkmeans::kernels

@@ -25,5 +25,9 @@ void scratch_free(void* p, cudaStream_t stream);
 /// Returns the current device's unused pooled scratch to the driver (nothing
 /// where no scratch was allocated yet; never throws).
 void scratch_trim();
+/// Bytes the current device's pool holds from the driver, in use or not (0
+/// where pooling is off or no scratch was allocated yet). For tests: unlike
+/// cudaMemGetInfo it does not move with other processes on the device.
+size_t scratch_reserved_bytes();
 
 }  // namespace flashkmeans::kernels

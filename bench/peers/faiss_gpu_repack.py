@@ -110,12 +110,20 @@ def prune_fatbins(path):
 
 
 def cuvs_stub(libs, out_dir):
-    """libcuvs.so defining every cuvs symbol the libraries import (as
-    functions that abort: they are only reached with use_cuvs=True)."""
+    """libcuvs.so defining every cuVS and RAFT symbol the libraries import and
+    no library beside them defines (as functions that abort: they are only
+    reached with use_cuvs=True). RAFT is header-only except for what libcuvs
+    exports (e.g. raft::core::bitset's constructor), so both names count."""
     syms = set()
     for lib in libs:
         out = subprocess.check_output(["nm", "-D", "--undefined-only", lib], text=True)
-        syms |= {line.split()[-1] for line in out.splitlines() if "cuvs" in line}
+        syms |= {line.split()[-1] for line in out.splitlines()
+                 if "cuvs" in line or "raft" in line}
+    for n in os.listdir(out_dir):
+        if ".so" in n and not n.startswith("libcuvs"):
+            out = subprocess.check_output(["nm", "-D", "--defined-only", os.path.join(out_dir, n)],
+                                          text=True)
+            syms -= {line.split()[-1].split("@")[0] for line in out.splitlines()}
     src = os.path.join(out_dir, "cuvs_stub.c")
     with open(src, "w") as f:
         f.write("#include <stdio.h>\n#include <stdlib.h>\n"

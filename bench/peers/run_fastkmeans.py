@@ -17,12 +17,17 @@ the case's dtype (fp16 cases in fp16, fp32 cases in fp32 with TF32 allowed,
 as flash-kmeans is run). fastkmeans comes from its PyPI wheel (carried to the
 GPU machine); none of its code is in this repository.
 
+Each case runs in a child process: a device-side assert inside fastkmeans
+(seen on the H200 at K = 1000: an out-of-range label in index_add_) poisons
+the CUDA context, and the other cases must still be measured.
+
 Usage: python3 run_fastkmeans.py out.json [case ...]
 FK_SMOKE=1: tiny shapes on the CPU (checks this script where there is no GPU).
 """
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -78,10 +83,39 @@ def per_iteration_ms(run, repeats=3, warm_up=True):
     return statistics.median(per_iter), per_iter
 
 
+def measure(name):
+    """One case's row (dict); raises what fastkmeans raises."""
+    B, N, K, D, dtype = CASES[name]
+    if SMOKE:
+        B, N, K, D, dtype = min(B, 2), 2000, min(K, 16), min(D, 8), torch.float32
+    torch.backends.cuda.matmul.allow_tf32 = True  # fp32 cases: TF32, as flash-kmeans is run
+    rng = np.random.default_rng(1234)
+    host = [rng.standard_normal((N, D), dtype=np.float32) for _ in range(B)]
+    row = {"case": name, "B": B, "N": N, "K": K, "D": D, "dtype": str(dtype).replace("torch.", "")}
+    dev = [torch.from_numpy(x).to(DEVICE) for x in host]
+    norms = [(x * x).sum(dim=1) for x in dev]
+    ms, reps = per_iteration_ms(lambda it: run_resident(dev, norms, K, dtype, it))
+    row.update(ms_per_iter=ms, repeats_ms=reps, tflops=2.0 * B * N * K * D / (ms * 1e-3) / 1e12)
+    del dev, norms
+    ms_api, reps_api = per_iteration_ms(lambda it: run_api(host, K, dtype, it), repeats=1,
+                                        warm_up=False)
+    row.update(api_ms_per_iter=ms_api, api_repeats_ms=reps_api)
+    return row
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--one":  # child: one case, its row to a file
+        name, row_file = sys.argv[2], sys.argv[3]
+        try:
+            row = measure(name)
+        except Exception as e:
+            B, N, K, D, dtype = CASES[name]
+            row = {"case": name, "B": B, "N": N, "K": K, "D": D, "error": repr(e)[:2000]}
+        with open(row_file, "w") as f:
+            json.dump(row, f)
+        return
     out = sys.argv[1] if len(sys.argv) > 1 else "fastkmeans.json"
     wanted = [n for n in sys.argv[2:] if n in CASES] or list(CASES)
-    torch.backends.cuda.matmul.allow_tf32 = True  # fp32 cases: TF32, as flash-kmeans is run
     results = []
 
     def save():  # after every case, so that a run cut short keeps what it measured
@@ -92,31 +126,24 @@ def main():
                        "torch": torch.__version__, "smoke": SMOKE, "cases": results}, f, indent=1)
 
     for name in wanted:
-        B, N, K, D, dtype = CASES[name]
-        if SMOKE:
-            B, N, K, D, dtype = min(B, 2), 2000, min(K, 16), min(D, 8), torch.float32
-        rng = np.random.default_rng(1234)
-        host = [rng.standard_normal((N, D), dtype=np.float32) for _ in range(B)]
-        row = {"case": name, "B": B, "N": N, "K": K, "D": D,
-               "dtype": str(dtype).replace("torch.", "")}
+        row_file = out + f".{name}.row"
+        child = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", name, row_file],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
-            dev = [torch.from_numpy(x).to(DEVICE) for x in host]
-            norms = [(x * x).sum(dim=1) for x in dev]
-            ms, reps = per_iteration_ms(lambda it: run_resident(dev, norms, K, dtype, it))
-            row.update(ms_per_iter=ms, repeats_ms=reps,
-                       tflops=2.0 * B * N * K * D / (ms * 1e-3) / 1e12)
-            del dev, norms
-            ms_api, reps_api = per_iteration_ms(lambda it: run_api(host, K, dtype, it),
-                                                repeats=1, warm_up=False)
-            row.update(api_ms_per_iter=ms_api, api_repeats_ms=reps_api)
-            print(f"{name:16s} {ms:10.3f} ms/iter resident {row['tflops']:8.1f} TFLOP/s, "
-                  f"{ms_api:10.3f} ms/iter through train(numpy)", flush=True)
-        except Exception as e:  # report, keep going with the other cases
-            row["error"] = repr(e)
-            print(f"{name:16s} failed: {e!r}", flush=True)
+            with open(row_file) as f:
+                row = json.load(f)
+            os.remove(row_file)
+        except (OSError, ValueError):
+            row = {"case": name, "error": f"child exited {child.returncode} without a result"}
+        if "error" in row:
+            # the child's output: the first distinct lines (a device assert repeats per thread)
+            lines = list(dict.fromkeys(child.stdout.splitlines()))
+            row["log"] = "\n".join(lines[:20])
+            print(f"{name:16s} failed: {row['error'][:300]}\n  " + "\n  ".join(lines[:5]), flush=True)
+        else:
+            print(f"{name:16s} {row['ms_per_iter']:10.3f} ms/iter resident {row['tflops']:8.1f} "
+                  f"TFLOP/s, {row['api_ms_per_iter']:10.3f} ms/iter through train(numpy)", flush=True)
         results.append(row)
-        if DEVICE.type == "cuda":
-            torch.cuda.empty_cache()
         save()
     save()
 
