@@ -106,7 +106,7 @@ struct WgArgmin {
     __device__ __forceinline__ void sub_tile(const float (&acc)[32], const float* cn, int c0, int cv, bool ip,
                                              int t) {
         if (cv <= 0) return;
-        const bool full = cv >= kWgSub;
+        if (cv >= kWgSub) return sub_tile_all(acc, cn, c0, ip, t);
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             float bb = best[h];
@@ -117,7 +117,7 @@ struct WgArgmin {
 #pragma unroll
                     for (int e = 0; e < 2; ++e) {
                         const float v = -acc[4 * jn + 2 * h + e];
-                        const bool ok = full || 8 * jn + 2 * t + e < cv;
+                        const bool ok = 8 * jn + 2 * t + e < cv;
                         if (ok && v < bb) { bb = v; code = 8 * jn + e; }
                     }
             } else {
@@ -127,31 +127,69 @@ struct WgArgmin {
 #pragma unroll
                     for (int e = 0; e < 2; ++e) {
                         const float v = fmaf(-2.f, acc[4 * jn + 2 * h + e], e ? cn2.y : cn2.x);
-                        const bool ok = full || 8 * jn + 2 * t + e < cv;
+                        const bool ok = 8 * jn + 2 * t + e < cv;
                         if (ok && v < bb) code = 8 * jn + e;
                         bb = ok ? fminf(v, bb) : bb;
                     }
                 }
             }
-            if (!ip && bb < -xn[h]) {
-                // Rare: a distance clamped at zero. Replay the sub-tile with the
-                // clamped keys so that a clamped tie goes to the lower index.
-                float b2 = best[h];
-                int i2 = bidx[h];
-                for (int jn = 0; jn < 8; ++jn)
-                    for (int e = 0; e < 2; ++e) {
-                        const int c = 8 * jn + 2 * t + e;
-                        if (c < cv) {
-                            const float v = fmaxf(fmaf(-2.f, acc[4 * jn + 2 * h + e], cn[8 * jn + e]), -xn[h]);
-                            if (v < b2) { b2 = v; i2 = c0 + c; }
-                        }
-                    }
-                best[h] = b2;
-                bidx[h] = i2;
-            } else if (code >= 0) {
-                best[h] = bb;
-                bidx[h] = c0 + 2 * t + code;
+            commit(acc, cn, c0, cv, ip, t, h, bb, code);
+        }
+    }
+
+    /// A sub-tile whose 64 columns are all valid: the same running minimum
+    /// without a validity test a column. Measured on the H200 (bench/NOTES.md,
+    /// "epilogue without column tests"): 5-11% off the iteration at K >= 1024.
+    /// Splitting the minimum into 2 or 4 independent chains merged at the end
+    /// (shorter dependency chains, more instructions) measured slower than one.
+    __device__ __forceinline__ void sub_tile_all(const float (&acc)[32], const float* cn, int c0, bool ip, int t) {
+        if (ip) sub_tile_full<true>(acc, cn, c0, t);
+        else sub_tile_full<false>(acc, cn, c0, t);
+    }
+
+    template <bool IP>
+    __device__ __forceinline__ void sub_tile_full(const float (&acc)[32], const float* cn, int c0, int t) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            float bb = best[h];
+            int code = -1;
+#pragma unroll
+            for (int jn = 0; jn < 8; ++jn) {
+                const float2 cn2 = IP ? float2{0.f, 0.f} : *reinterpret_cast<const float2*>(cn + 8 * jn);
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    const float a2 = acc[4 * jn + 2 * h + e];
+                    const float v = IP ? -a2 : fmaf(-2.f, a2, e ? cn2.y : cn2.x);
+                    if (v < bb) code = 8 * jn + e;
+                    bb = fminf(v, bb);
+                }
             }
+            commit(acc, cn, c0, kWgSub, IP, t, h, bb, code);
+        }
+    }
+
+    /// Row slot h's minimum over the sub-tile: bb (with best[h] folded in)
+    /// and its column code (8 jn + e; -1: best[h] stays).
+    __device__ __forceinline__ void commit(const float (&acc)[32], const float* cn, int c0, int cv, bool ip, int t,
+                                           int h, float bb, int code) {
+        if (!ip && bb < -xn[h]) {
+            // Rare: a distance clamped at zero. Replay the sub-tile with the
+            // clamped keys so that a clamped tie goes to the lower index.
+            float b2 = best[h];
+            int i2 = bidx[h];
+            for (int jn = 0; jn < 8; ++jn)
+                for (int e = 0; e < 2; ++e) {
+                    const int c = 8 * jn + 2 * t + e;
+                    if (c < cv) {
+                        const float v = fmaxf(fmaf(-2.f, acc[4 * jn + 2 * h + e], cn[8 * jn + e]), -xn[h]);
+                        if (v < b2) { b2 = v; i2 = c0 + c; }
+                    }
+                }
+            best[h] = b2;
+            bidx[h] = i2;
+        } else if (code >= 0) {
+            best[h] = bb;
+            bidx[h] = c0 + 2 * t + code;
         }
     }
 
@@ -338,12 +376,16 @@ __global__ void __launch_bounds__(kWgThreads, 1) assign_wgmma_kernel(StreamGeom 
         }
         wg::commit();
     };
-    auto reduce = [&](float (&acc)[32], int u) {
+    // in_loop: a sub-tile of the main loop below, whose columns are all
+    // valid (only the last tile can be partial, and the last two sub-tiles
+    // are reduced after the loop), so the loop carries no column tests.
+    auto reduce = [&](float (&acc)[32], int u, bool in_loop) {
         wg::acc_fence(acc);
         const int c0 = u * kWgSub;
         const float* cn = reinterpret_cast<const float*>(cstage + ((u / SPT) % S) * tile_bytes + data_bytes) +
                           (u % SPT) * kWgSub + 2 * t;
-        am.sub_tile(acc, cn, c0, int(min64(kWgSub, K - c0)), ip, t);
+        if (in_loop) am.sub_tile_all(acc, cn, c0, ip, t);
+        else am.sub_tile(acc, cn, c0, int(min64(kWgSub, K - c0)), ip, t);
         release(u);
     };
 
@@ -362,17 +404,17 @@ __global__ void __launch_bounds__(kWgThreads, 1) assign_wgmma_kernel(StreamGeom 
     for (; u + 2 < nsub; u += 2) {
         issue_sub(acc1, u + 1);
         wg::wait<1>();
-        reduce(acc0, u);
+        reduce(acc0, u, true);
         issue_sub(acc0, u + 2);
         wg::wait<1>();
-        reduce(acc1, u + 1);
+        reduce(acc1, u + 1, true);
         wg::wait<0>();
     }
     issue_sub(acc1, u + 1);
     wg::wait<1>();
-    reduce(acc0, u);
+    reduce(acc0, u, false);
     wg::wait<0>();
-    reduce(acc1, u + 1);
+    reduce(acc1, u + 1, false);
     am.finish<kWgBM>(a, b, row0, geo.x.rows, rbase, rows_valid, red);
 #endif
 }
