@@ -17,6 +17,9 @@
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/gpu-out}
+# A scratch folder under /tmp can hold an earlier call's files (machines are
+# handed out again): start it empty.
+case $OUT in /tmp/?*) rm -rf "$OUT" ;; esac
 mkdir -p "$OUT"
 B=/tmp/fk-build
 CASES=${FK_CASES:-}

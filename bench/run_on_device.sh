@@ -16,6 +16,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # in the real $OUT at the end (the device tool returns at most 8 files).
 FINAL_OUT=${OUT:-$ROOT/gpu-out}
 OUT=/tmp/fk-out
+# A machine handed out again can keep /tmp from an earlier call: start empty.
+rm -rf "$OUT"
 mkdir -p "$OUT" "$FINAL_OUT"
 trap 'tar czf "$FINAL_OUT/results.tgz" -C "$OUT" . ; cp "$OUT"/*.json "$FINAL_OUT"/ 2>/dev/null' EXIT
 STEPS=" ${*:-tests bench peers} "
