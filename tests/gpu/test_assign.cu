@@ -202,6 +202,12 @@ const Case kCases[] = {
     // rows of <= 8 words take 8-word chunks: PQ sub-spaces (K = 256, D = 4), D = 8
     {4, 3000, 256, 4, DType::f32, Precision::exact, Metric::L2, false},
     {2, 1001, 130, 8, DType::f32, Precision::exact, Metric::inner_product, false},
+    // the same rows on the small-row kernel (exact, D <= 8): centroids in more
+    // than one shared-memory chunk, N off its 256-row blocks, duplicates,
+    // 16-bit input converted to f32
+    {1, 1000, 2500, 2, DType::f32, Precision::exact, Metric::L2, false},
+    {3, 257, 7, 5, DType::f32, Precision::exact, Metric::L2, true},
+    {1, 700, 129, 6, DType::f16, Precision::exact, Metric::L2, false},
     {1, 1500, 70, 16, DType::f16, Precision::automatic, Metric::L2, false},
     {2, 999, 50, 7, DType::f32, Precision::tf32, Metric::L2, false},
     // f16 / bf16 input on tensor cores (automatic = the input's type)
@@ -298,6 +304,47 @@ TEST_P(AssignPathTest, LabelsMatchMmaPath) {
     std::printf("[ measured ] seed %llu %s: %lld of %lld labels differ from the mma path (all within rounding)\n",
                 (unsigned long long)seed, ::testing::PrintToString(cs).c_str(), (long long)differ, (long long)(B * n));
     EXPECT_LE(differ, std::max<int64_t>(B * n / 100, 3));
+}
+
+/// Exact rows of at most 8 floats go to the small-row kernel
+/// (assign_small.cuh), which promises the portable kernel's results bit for
+/// bit: the same labels, distances (zeros of either sign equal) and 128-row
+/// objective partials, on inputs with many exact ties (duplicates, integer
+/// coordinates) as well as random ones.
+TEST(AssignSmallRows, EqualPortableKernelBitForBit) {
+    FK_REQUIRE_GPU();
+    const Case cases[] = {
+        {1, 1, 1, 1, DType::f32, Precision::exact, Metric::L2, false},
+        {1, 255, 3, 4, DType::f32, Precision::exact, Metric::L2, false},
+        {2, 257, 256, 4, DType::f32, Precision::exact, Metric::L2, true},
+        {1, 3000, 1025, 3, DType::f32, Precision::exact, Metric::L2, false},
+        {3, 513, 200, 8, DType::f32, Precision::exact, Metric::inner_product, true},
+        {1, 600, 600, 7, DType::f32, Precision::exact, Metric::L2, false},
+        {2, 1000, 40, 2, DType::f32, Precision::exact, Metric::inner_product, false},
+    };
+    for (const Case& cs : cases) {
+        const uint64_t seed = fresh_seed();
+        SCOPED_TRACE("seed " + std::to_string(seed) + " " + ::testing::PrintToString(cs));
+        const int64_t B = cs.B, n = cs.n, k = cs.k, d = cs.d;
+        std::vector<float> x = randn(size_t(B * n * d), seed);
+        std::vector<float> c = randn(size_t(B * k * d), seed + 1);
+        if (cs.duplicates) {  // integer coordinates and repeated centroids: exact ties
+            for (float& v : x) v = std::round(2 * v);
+            for (float& v : c) v = std::round(2 * v);
+            for (int64_t b = 0; b < B; ++b)
+                for (int64_t j = 1; j < k; j += 3)
+                    std::copy_n(&c[size_t((b * k + j - 1) * d)], d, &c[size_t((b * k + j) * d)]);
+        }
+        const GpuResult r0 = run_kernel(cs, x, c);
+        setenv("FK_ASSIGN_PATH", "mma", 1);
+        const GpuResult r1 = run_kernel(cs, x, c);
+        unsetenv("FK_ASSIGN_PATH");
+        for (int64_t i = 0; i < B * n; ++i) {
+            ASSERT_EQ(r0.labels[size_t(i)], r1.labels[size_t(i)]) << "row " << i;
+            ASSERT_EQ(r0.dist[size_t(i)], r1.dist[size_t(i)]) << "row " << i;
+        }
+        for (int64_t b = 0; b < B; ++b) EXPECT_EQ(r0.obj[size_t(b)], r1.obj[size_t(b)]) << "problem " << b;
+    }
 }
 
 const Case kPathCases[] = {
