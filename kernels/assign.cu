@@ -181,7 +181,7 @@ void launch_wgmma(const StreamGeom& geo, int batch, const AssignArgs& args, cuda
 template <int W, bool IP>
 void launch_small_variant(const StreamGeom& geo, int batch, const AssignArgs& args, cudaStream_t stream) {
     const dim3 grid(unsigned((geo.x.rows + kSmallRows - 1) / kSmallRows), unsigned(batch));
-    assign_small_kernel<W, IP><<<grid, kSmallThreads, small_smem_bytes(W), stream>>>(geo, args);
+    assign_small_kernel<W, IP><<<grid, kSmallThreads, small_smem_bytes(W, geo.c.rows), stream>>>(geo, args);
     FK_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -229,6 +229,18 @@ void launch_wgmma_long(const StreamGeom& geo, int batch, const AssignArgs& args,
 
 }  // namespace
 
+bool uses_small_rows_kernel(const StreamGeom& geo, int batch, MathKind kind) {
+    // Exact f32 rows of at most 8 words (D <= 8: PQ sub-spaces): points in
+    // registers, centroids broadcast from shared memory, no tile barriers.
+    // Bit for bit the portable kernel's results (FK_ASSIGN_PATH=mma takes
+    // that one, for comparisons).
+    if (kind != MathKind::ffma || geo.x.rows <= 0 || geo.c.rows <= 0 || batch > 65535 || geo.x.q != geo.c.q ||
+        geo.x.q < 1 || geo.x.q * 4 > kSmallMaxWords)
+        return false;
+    const char* path = std::getenv("FK_ASSIGN_PATH");
+    return !(path && std::string(path) == "mma");
+}
+
 void launch_assign(const StreamGeom& geo, int batch, MathKind kind, const AssignArgs& args,
                    cudaStream_t stream) {
     // Hopper path (sm_90a binary on a compute capability 9 device): f16/bf16
@@ -270,18 +282,7 @@ void launch_assign(const StreamGeom& geo, int batch, MathKind kind, const Assign
             return;
         }
     }
-    // Exact f32 rows of at most 8 words (D <= 8: PQ sub-spaces): points in
-    // registers, centroids broadcast from shared memory, no tile barriers.
-    // Bit for bit the portable kernel's results (FK_ASSIGN_PATH=mma takes
-    // that one, for comparisons).
-    if (kind == MathKind::ffma && geo.x.rows > 0 && geo.c.rows > 0 && batch <= 65535 &&
-        geo.x.q == geo.c.q && geo.x.q * 4 <= kSmallMaxWords) {
-        const char* path = std::getenv("FK_ASSIGN_PATH");
-        if (!(path && std::string(path) == "mma")) {
-            launch_small(geo, batch, args, stream);
-            return;
-        }
-    }
+    if (uses_small_rows_kernel(geo, batch, kind)) return launch_small(geo, batch, args, stream);
     launch_stream<ArgminEpi>(geo, batch, kind, args, 0, stream);
 }
 

@@ -34,22 +34,27 @@ constexpr int kSmallChunk = 1024;                   // centroids in shared memor
 constexpr int kSmallMaxWords = 8;                   // words (floats) a row, padded
 static_assert(kSmallThreads == kBM, "a slot of objective partials is a block half");
 
-__host__ __device__ constexpr size_t small_smem_bytes(int words) {
-    return size_t(kSmallChunk) * (size_t(words) + 1) * sizeof(float);
+/// Centroids a block holds at a time, and the shared memory they take
+/// (rows, then norms): sized to k when k is small, so that D = 5..8 rows do
+/// not cap the blocks an SM at 6.
+__host__ __device__ constexpr int small_chunk(int64_t k) { return k < kSmallChunk ? int(k) : kSmallChunk; }
+__host__ __device__ constexpr size_t small_smem_bytes(int words, int64_t k) {
+    return size_t(small_chunk(k)) * (size_t(words) + 1) * sizeof(float);
 }
 
 /// W: words a padded row (4 or 8); IP: inner product (argmax of x.c).
 template <int W, bool IP>
 __global__ void __launch_bounds__(kSmallThreads) assign_small_kernel(StreamGeom geo, AssignArgs a) {
     static_assert(W == 4 || W == 8, "rows of one or two 16-byte pieces");
+    const int64_t n = geo.x.rows, k = geo.c.rows;
+    const int chunk = small_chunk(k);
     extern __shared__ __align__(16) float ssm[];
-    float4* cs = reinterpret_cast<float4*>(ssm);        // kSmallChunk x W/4
-    float* cns = ssm + size_t(kSmallChunk) * W;         // kSmallChunk norms
+    float4* cs = reinterpret_cast<float4*>(ssm);        // chunk x W/4
+    float* cns = ssm + size_t(chunk) * W;               // chunk norms
     __shared__ double red[2][kSmallThreads / 32];
 
     const int t = threadIdx.x, lane = t & 31, warp = t >> 5;
     const int b = blockIdx.y;
-    const int64_t n = geo.x.rows, k = geo.c.rows;
     const int64_t row0 = int64_t(blockIdx.x) * kSmallRows;
     const uint32_t* X = geo.x.data + b * geo.x.batch;
     const uint32_t* C = geo.c.data + b * geo.c.batch;
@@ -77,8 +82,8 @@ __global__ void __launch_bounds__(kSmallThreads) assign_small_kernel(StreamGeom 
         bidx[p] = INT_MAX;
     }
 
-    for (int64_t c0 = 0; c0 < k; c0 += kSmallChunk) {
-        const int kc = int(k - c0 < kSmallChunk ? k - c0 : kSmallChunk);
+    for (int64_t c0 = 0; c0 < k; c0 += chunk) {
+        const int kc = int(k - c0 < chunk ? k - c0 : chunk);
         __syncthreads();  // every thread is done with the previous chunk
         for (int idx = t; idx < kc * (W / 4); idx += kSmallThreads) {
             const int j = idx / (W / 4), q = idx - j * (W / 4);
