@@ -3,6 +3,7 @@
 // distance per point leave the chip, plus a per-block objective sum.
 #include "kernels/stream_launch.cuh"
 #include "kernels/assign_wgmma.cuh"
+#include "kernels/assign_small.cuh"
 #include "kernels/assign_wgmma_long.cuh"
 #include "kernels/scratch.cuh"
 #include "kernels/tensor_map.cuh"
@@ -177,6 +178,24 @@ void launch_wgmma(const StreamGeom& geo, int batch, const AssignArgs& args, cuda
     else launch_wgmma_nks<OP, large>(geo, batch, args, stream);
 }
 
+template <int W, bool IP>
+void launch_small_variant(const StreamGeom& geo, int batch, const AssignArgs& args, cudaStream_t stream) {
+    const dim3 grid(unsigned((geo.x.rows + kSmallRows - 1) / kSmallRows), unsigned(batch));
+    assign_small_kernel<W, IP><<<grid, kSmallThreads, small_smem_bytes(W, geo.c.rows), stream>>>(geo, args);
+    FK_CUDA_CHECK(cudaGetLastError());
+}
+
+/// Exact f32 rows of one or two 16-byte pieces (assign_small.cuh).
+void launch_small(const StreamGeom& geo, int batch, const AssignArgs& args, cudaStream_t stream) {
+    if (geo.x.q == 1) {
+        if (args.ip) launch_small_variant<4, true>(geo, batch, args, stream);
+        else launch_small_variant<4, false>(geo, batch, args, stream);
+    } else {
+        if (args.ip) launch_small_variant<8, true>(geo, batch, args, stream);
+        else launch_small_variant<8, false>(geo, batch, args, stream);
+    }
+}
+
 /// Rows longer than the register-resident kernel takes (assign_wgmma_long.cuh).
 template <WgOp OP>
 void launch_wgmma_long(const StreamGeom& geo, int batch, const AssignArgs& args, cudaStream_t stream) {
@@ -209,6 +228,18 @@ void launch_wgmma_long(const StreamGeom& geo, int batch, const AssignArgs& args,
 }
 
 }  // namespace
+
+bool uses_small_rows_kernel(const StreamGeom& geo, int batch, MathKind kind) {
+    // Exact f32 rows of at most 8 words (D <= 8: PQ sub-spaces): points in
+    // registers, centroids broadcast from shared memory, no tile barriers.
+    // Bit for bit the portable kernel's results (FK_ASSIGN_PATH=mma takes
+    // that one, for comparisons).
+    if (kind != MathKind::ffma || geo.x.rows <= 0 || geo.c.rows <= 0 || batch > 65535 || geo.x.q != geo.c.q ||
+        geo.x.q < 1 || geo.x.q * 4 > kSmallMaxWords)
+        return false;
+    const char* path = std::getenv("FK_ASSIGN_PATH");
+    return !(path && std::string(path) == "mma");
+}
 
 void launch_assign(const StreamGeom& geo, int batch, MathKind kind, const AssignArgs& args,
                    cudaStream_t stream) {
@@ -251,6 +282,7 @@ void launch_assign(const StreamGeom& geo, int batch, MathKind kind, const Assign
             return;
         }
     }
+    if (uses_small_rows_kernel(geo, batch, kind)) return launch_small(geo, batch, args, stream);
     launch_stream<ArgminEpi>(geo, batch, kind, args, 0, stream);
 }
 

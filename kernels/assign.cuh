@@ -27,6 +27,9 @@ struct AssignArgs {
 
 void launch_assign(const StreamGeom& geo, int batch, MathKind kind, const AssignArgs& args,
                    cudaStream_t stream);
+/// Whether launch_assign takes the small-row exact kernel (assign_small.cuh)
+/// for these operands: exact f32 rows of 1..8 words, unless FK_ASSIGN_PATH=mma.
+bool uses_small_rows_kernel(const StreamGeom& geo, int batch, MathKind kind);
 
 /// Top-k of one problem. keys/labels (n, topk) must hold +inf / -1 on entry
 /// (fill_topk); they come back sorted best first, keys being the L2 distance

@@ -5,6 +5,8 @@
 #include "gpu_test_util.hpp"
 
 #include <cstdlib>
+#include <cstring>
+#include <limits>
 
 #include "kernels/assign.cuh"
 #include "kernels/norms.cuh"
@@ -32,7 +34,9 @@ std::ostream& operator<<(std::ostream& o, const Case& c) {
 struct GpuResult {
     std::vector<int32_t> labels;
     std::vector<float> dist;
+    std::vector<double> part;  // (B, stream_grid_x(n)) objective partials
     std::vector<double> obj;
+    bool small_rows = false;   // launch_assign took the small-row kernel
 };
 
 /// Runs the kernel on x (B,n,d) and c (B,k,d), given as float values already
@@ -66,8 +70,9 @@ GpuResult run_kernel(const Case& cs, const std::vector<float>& x, const std::vec
     geo.c = cd.operand(k, d);
     fkk::AssignArgs a{xn.get<float>(), cn.get<float>(), n, k, cs.metric == fk::Metric::inner_product,
                       lab.get<int32_t>(), dist.get<float>(), part.get<double>()};
-    fkk::launch_assign(geo, int(B), plan.math, a, s);
     GpuResult r;
+    r.small_rows = fkk::uses_small_rows_kernel(geo, int(B), plan.math);
+    fkk::launch_assign(geo, int(B), plan.math, a, s);
     r.labels.resize(size_t(B * n));
     r.dist.resize(size_t(B * n));
     std::vector<double> p(size_t(B * gx));
@@ -79,6 +84,7 @@ GpuResult run_kernel(const Case& cs, const std::vector<float>& x, const std::vec
     r.obj.assign(size_t(B), 0.0);
     for (int64_t b = 0; b < B; ++b)
         for (int64_t i = 0; i < gx; ++i) r.obj[size_t(b)] += p[size_t(b * gx + i)];
+    r.part = std::move(p);
     return r;
 }
 
@@ -202,6 +208,12 @@ const Case kCases[] = {
     // rows of <= 8 words take 8-word chunks: PQ sub-spaces (K = 256, D = 4), D = 8
     {4, 3000, 256, 4, DType::f32, Precision::exact, Metric::L2, false},
     {2, 1001, 130, 8, DType::f32, Precision::exact, Metric::inner_product, false},
+    // the same rows on the small-row kernel (exact, D <= 8): centroids in more
+    // than one shared-memory chunk, N off its 256-row blocks, duplicates,
+    // 16-bit input converted to f32
+    {1, 1000, 2500, 2, DType::f32, Precision::exact, Metric::L2, false},
+    {3, 257, 7, 5, DType::f32, Precision::exact, Metric::L2, true},
+    {1, 700, 129, 6, DType::f16, Precision::exact, Metric::L2, false},
     {1, 1500, 70, 16, DType::f16, Precision::automatic, Metric::L2, false},
     {2, 999, 50, 7, DType::f32, Precision::tf32, Metric::L2, false},
     // f16 / bf16 input on tensor cores (automatic = the input's type)
@@ -298,6 +310,61 @@ TEST_P(AssignPathTest, LabelsMatchMmaPath) {
     std::printf("[ measured ] seed %llu %s: %lld of %lld labels differ from the mma path (all within rounding)\n",
                 (unsigned long long)seed, ::testing::PrintToString(cs).c_str(), (long long)differ, (long long)(B * n));
     EXPECT_LE(differ, std::max<int64_t>(B * n / 100, 3));
+}
+
+/// Exact rows of at most 8 floats go to the small-row kernel
+/// (assign_small.cuh), which promises the portable kernel's results bit for
+/// bit: the same labels, distances (zeros of either sign equal, NaN equal
+/// NaN) and 128-row objective partials, on random inputs, on inputs with many
+/// exact ties (integer coordinates, repeated centroids), and with NaN and
+/// infinite rows.
+TEST(AssignSmallRows, EqualPortableKernelBitForBit) {
+    FK_REQUIRE_GPU();
+    const Case cases[] = {
+        {1, 1, 1, 1, DType::f32, Precision::exact, Metric::L2, false},
+        {1, 255, 3, 4, DType::f32, Precision::exact, Metric::L2, false},
+        {2, 257, 256, 4, DType::f32, Precision::exact, Metric::L2, true},
+        {1, 3000, 1025, 3, DType::f32, Precision::exact, Metric::L2, false},
+        {3, 513, 200, 8, DType::f32, Precision::exact, Metric::inner_product, true},
+        {1, 600, 600, 7, DType::f32, Precision::exact, Metric::L2, true},
+        {2, 1000, 40, 2, DType::f32, Precision::exact, Metric::inner_product, false},
+        {1, 700, 2100, 5, DType::f32, Precision::exact, Metric::inner_product, false},
+    };
+    auto same = [](float a, float b) { return a == b || (std::isnan(a) && std::isnan(b)); };
+    unsetenv("FK_ASSIGN_PATH");
+    for (const Case& cs : cases) {
+        const uint64_t seed = fresh_seed();
+        SCOPED_TRACE("seed " + std::to_string(seed) + " " + ::testing::PrintToString(cs));
+        const int64_t B = cs.B, n = cs.n, k = cs.k, d = cs.d;
+        std::vector<float> x = randn(size_t(B * n * d), seed);
+        std::vector<float> c = randn(size_t(B * k * d), seed + 1);
+        if (cs.duplicates) {  // integer coordinates and repeated centroids: exact ties
+            for (float& v : x) v = std::round(2 * v);
+            for (float& v : c) v = std::round(2 * v);
+            for (int64_t b = 0; b < B; ++b)
+                for (int64_t j = 1; j < k; j += 3)
+                    std::copy_n(&c[size_t((b * k + j - 1) * d)], d, &c[size_t((b * k + j) * d)]);
+        }
+        for (int64_t i = 5; i < B * n; i += 97)  // rows of NaN: label 0 in both
+            std::fill_n(&x[size_t(i * d)], d, std::numeric_limits<float>::quiet_NaN());
+        for (int64_t i = 7; i < B * n; i += 89)  // an infinite coordinate
+            x[size_t(i * d)] = std::numeric_limits<float>::infinity();
+        const GpuResult r0 = run_kernel(cs, x, c);
+        setenv("FK_ASSIGN_PATH", "mma", 1);
+        const GpuResult r1 = run_kernel(cs, x, c);
+        unsetenv("FK_ASSIGN_PATH");
+        ASSERT_TRUE(r0.small_rows) << "the small-row kernel was not chosen";
+        ASSERT_FALSE(r1.small_rows);
+        for (int64_t i = 0; i < B * n; ++i) {
+            ASSERT_EQ(r0.labels[size_t(i)], r1.labels[size_t(i)]) << "row " << i;
+            ASSERT_TRUE(same(r0.dist[size_t(i)], r1.dist[size_t(i)]))
+                << "row " << i << ": " << r0.dist[size_t(i)] << " vs " << r1.dist[size_t(i)];
+        }
+        ASSERT_EQ(r0.part.size(), r1.part.size());
+        for (size_t i = 0; i < r0.part.size(); ++i)
+            ASSERT_TRUE(std::memcmp(&r0.part[i], &r1.part[i], sizeof(double)) == 0)
+                << "partial " << i << ": " << r0.part[i] << " vs " << r1.part[i];
+    }
 }
 
 const Case kPathCases[] = {
