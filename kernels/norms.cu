@@ -37,10 +37,13 @@ __global__ void row_norms_kernel(const T* x, int64_t ld, int64_t bstride, int ba
     }
 }
 
+/// norms (null: none): ||dst row||^2 from the stored (converted) values,
+/// with row_norms_kernel's lanes, order and reduction, hence its result bit
+/// for bit, without a second launch.
 template <class S, class D>
 __global__ void copy_rows_kernel(const S* src, int64_t sld, int64_t sb, const int32_t* sel,
                                  int batch, int64_t rows, int64_t d, D* dst, int64_t dld,
-                                 int64_t db) {
+                                 int64_t db, float* norms) {
     // One warp a row: the two 64-bit divisions once a row, not once an
     // element (the per-iteration centroid copy of seed-batched, 32 x 1000 x
     // 128: 27 us with them on the H200).
@@ -51,7 +54,19 @@ __global__ void copy_rows_kernel(const S* src, int64_t sld, int64_t sb, const in
         const int64_t b = r / rows, i = r - b * rows;
         const S* srow = src + b * sb + (sel ? sel[i] : i) * sld;
         D* drow = dst + b * db + i * dld;
-        for (int64_t j = lane; j < dld; j += 32) drow[j] = from_float<D>(j < d ? to_float(srow[j]) : 0.f);
+        float s = 0.f;
+        for (int64_t j = lane; j < dld; j += 32) {
+            const D v = from_float<D>(j < d ? to_float(srow[j]) : 0.f);
+            drow[j] = v;
+            if (norms && j < d) {
+                const float f = to_float(v);
+                s = fmaf(f, f, s);
+            }
+        }
+        if (norms) {
+            for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+            if (lane == 0) norms[r] = s;
+        }
     }
 }
 
@@ -121,9 +136,11 @@ void row_norms(const RowsRef& x, int batch, int64_t rows, int64_t d, float* out,
     FK_CUDA_CHECK(cudaGetLastError());
 }
 
-void copy_rows(const RowsRef& src, const int32_t* sel, int batch, int64_t rows, int64_t d,
-               void* dst, DType dst_type, int64_t dst_ld, int64_t dst_batch,
-               cudaStream_t stream) {
+namespace {
+
+void launch_copy_rows(const RowsRef& src, const int32_t* sel, int batch, int64_t rows, int64_t d,
+                      void* dst, DType dst_type, int64_t dst_ld, int64_t dst_batch, float* norms,
+                      cudaStream_t stream) {
     if (batch * rows * dst_ld == 0) return;
     dispatch(src.dtype, [&](auto stag) {
         using S = decltype(stag);
@@ -131,10 +148,25 @@ void copy_rows(const RowsRef& src, const int32_t* sel, int batch, int64_t rows, 
             using D = decltype(dtag);
             copy_rows_kernel<S, D><<<grid_for(batch * rows * 32, 256), 256, 0, stream>>>(
                 static_cast<const S*>(src.data), src.ld, src.batch, sel, batch, rows, d,
-                static_cast<D*>(dst), dst_ld, dst_batch);
+                static_cast<D*>(dst), dst_ld, dst_batch, norms);
         });
     });
     FK_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace
+
+void copy_rows(const RowsRef& src, const int32_t* sel, int batch, int64_t rows, int64_t d,
+               void* dst, DType dst_type, int64_t dst_ld, int64_t dst_batch,
+               cudaStream_t stream) {
+    launch_copy_rows(src, sel, batch, rows, d, dst, dst_type, dst_ld, dst_batch, nullptr, stream);
+}
+
+void copy_rows_with_norms(const RowsRef& src, int batch, int64_t rows, int64_t d, void* dst,
+                          DType dst_type, int64_t dst_ld, int64_t dst_batch, float* norms,
+                          cudaStream_t stream) {
+    launch_copy_rows(src, nullptr, batch, rows, d, dst, dst_type, dst_ld, dst_batch, norms,
+                     stream);
 }
 
 void count_nonfinite(const RowsRef& x, int batch, int64_t rows, int64_t d,

@@ -27,6 +27,13 @@ void copy_rows(const RowsRef& src, const int32_t* sel, int batch, int64_t rows, 
                void* dst, DType dst_type, int64_t dst_ld, int64_t dst_batch,
                cudaStream_t stream);
 
+/// copy_rows of all rows (no selection) and, in the same launch,
+/// norms[b * rows + i] = what row_norms gives for dst row i of problem b,
+/// bit for bit (the norm of the converted values).
+void copy_rows_with_norms(const RowsRef& src, int batch, int64_t rows, int64_t d, void* dst,
+                          DType dst_type, int64_t dst_ld, int64_t dst_batch, float* norms,
+                          cudaStream_t stream);
+
 /// *count += number of NaN/Inf values in the first d elements of the rows
 /// (count is a device counter the caller zeroes).
 void count_nonfinite(const RowsRef& x, int batch, int64_t rows, int64_t d,

@@ -49,11 +49,23 @@ class Backend {
     virtual void set_centroids(const float* host) = 0;
     virtual void get_centroids(float* host) const = 0;
 
-    /// Assign every point to its nearest centroid (the assignment stays in the
-    /// backend). Writes the objective of each problem to obj[b]: the sum over
-    /// points of the distance (L2: ||x-c||^2 clamped at 0, as Faiss) or of the
-    /// inner product (IP).
-    virtual void assign(double* obj) = 0;
+    /// Assign every point to its nearest centroid (the assignment and its
+    /// objective stay in the backend). May return before the work is done
+    /// (GPU): the driver reads the objective with objective() after update(),
+    /// whose results it waits for anyway, so that no wait of its own
+    /// separates the assignment from the update.
+    virtual void assign() = 0;
+
+    /// The objective of the last assign() for each problem, to obj[b]: the sum
+    /// over this backend's points of the distance (L2: ||x-c||^2 clamped at 0,
+    /// as Faiss) or of the inner product (IP). Waits for the assignment when
+    /// it is still running (no update() since).
+    virtual void objective(double* obj) = 0;
+
+    /// Seconds the last assignment ran, when the backend measures it itself
+    /// (GPU: events around the kernels, read by objective()); negative when
+    /// the driver's host clock around assign() is the measure (CPU).
+    virtual double assign_seconds() const { return -1; }
 
     /// New centroids from the last assignment: for each problem and cluster
     /// j >= k_frozen, weight sum w[b][j] and point count cnt[b][j] are
@@ -68,6 +80,7 @@ class Backend {
                         Communicator* comm = nullptr) = 0;
 
     /// spherical: L2-normalise each centroid; int_centroids: round to integers.
+    /// Neither: nothing, not even a wait.
     virtual void post_process(bool spherical, bool int_centroids) = 0;
 
     /// The last assignment, (B, n) on the host.

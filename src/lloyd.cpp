@@ -219,6 +219,7 @@ KMeansResult run_lloyd(Backend& backend, const LloydInputs& in,
     std::vector<float> w(B * k);
     std::vector<int64_t> cnt(B * k);
     std::vector<int> perm(n);
+    const bool post_process = p.spherical || p.int_centroids;  // else a no-op: skip the call
 
     const auto t0 = std::chrono::steady_clock::now();
     double t_search = 0;
@@ -232,15 +233,21 @@ KMeansResult run_lloyd(Backend& backend, const LloydInputs& in,
         gather_points(backend, own, comm, B, perm.data() + k_input, k - k_input, d,
                       &centroids[k_input * d], k * d);
         backend.set_centroids(centroids.data());
-        backend.post_process(p.spherical, p.int_centroids);
+        if (post_process) backend.post_process(p.spherical, p.int_centroids);
 
         for (int it = 0; it < p.niter; it++) {
             const auto ts = std::chrono::steady_clock::now();
-            backend.assign(obj.data());
-            if (comm) comm->all_reduce_sum(obj.data(), size_t(B), ReduceType::f64, false, nullptr);
-            t_search += seconds_since(ts);
+            backend.assign();  // on the GPU: enqueued only, the update waits for it
+            const double t_host = seconds_since(ts);
 
             backend.update(k_frozen, w.data(), cnt.data(), comm);
+            // After the update, which waited for the assignment: reading the
+            // objective costs no wait of its own. The update does not use it,
+            // so its sum over the ranks can come after the update's.
+            backend.objective(obj.data());
+            const double t_dev = backend.assign_seconds();
+            t_search += t_dev >= 0 ? t_dev : t_host;
+            if (comm) comm->all_reduce_sum(obj.data(), size_t(B), ReduceType::f64, false, nullptr);
 
             // Empty clusters are rare: fetch the centroids only when needed.
             std::vector<int> nsplit(B, 0);
@@ -270,7 +277,7 @@ KMeansResult run_lloyd(Backend& backend, const LloydInputs& in,
                             it, s0.time, s0.time_search, s0.obj, s0.imbalance_factor, s0.nsplit);
                 std::fflush(stdout);
             }
-            backend.post_process(p.spherical, p.int_centroids);
+            if (post_process) backend.post_process(p.spherical, p.int_centroids);
             if (p.on_iteration) p.on_iteration(redo, it, s0);
             if (it > 0 && p.early_stop_threshold >= 0 && converged(stats, p.early_stop_threshold)) {
                 if (p.verbose && talk) std::printf("\n  Converged at iteration %d: objective did not change", it);

@@ -93,7 +93,8 @@ TEST(CpuUpdate, SumsAndCountsMatchFloat64Reference) {
                   Metric::L2, Precision::exact);
     backend->set_centroids(c.data());
     double obj = NAN;
-    backend->assign(&obj);
+    backend->assign();
+    backend->objective(&obj);
     std::vector<int64_t> labels(n, -7);
     backend->get_labels(labels.data());
     std::vector<float> wsum(k, NAN);

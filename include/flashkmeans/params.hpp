@@ -37,7 +37,7 @@ using PermutationFn = std::function<void(int* perm, size_t n, int64_t seed)>;
 struct IterationStats {
     double obj = 0;            ///< sum of distances (L2) or similarities (IP) of the assignment
     double time = 0;           ///< seconds since the start of the iterations (cumulative, as Faiss)
-    double time_search = 0;    ///< cumulative seconds spent in assignment
+    double time_search = 0;    ///< cumulative seconds spent in assignment (GPU: measured on the device)
     double imbalance_factor = 0;
     int nsplit = 0;            ///< empty clusters re-seeded after this iteration
 };

@@ -50,6 +50,7 @@ class CpuBackend final : public Backend {
         cnorm_.assign(B * shape.k, 0.f);
         labels_.assign(B * n, -1);
         dist_.assign(B * n, 0.f);
+        obj_.assign(size_t(B), 0.0);
     }
 
     void gather_rows(int64_t b, const int* ids, int64_t count, float* out) const override {
@@ -65,7 +66,7 @@ class CpuBackend final : public Backend {
         std::memcpy(host, centroids_.data(), sizeof(float) * centroids_.size());
     }
 
-    void assign(double* obj) override {
+    void assign() override {
         const int64_t n = shape_.n, k = shape_.k, d = shape_.d;
         for (int64_t b = 0; b < shape_.batch; b++) {
             const float* c = &centroids_[b * k * d];
@@ -74,9 +75,11 @@ class CpuBackend final : public Backend {
                       metric_, 1, &labels_[b * n], &dist_[b * n], faiss_blocking_);
             double s = 0;
             for (int64_t i = 0; i < n; i++) s += dist_[b * n + i];
-            obj[b] = s;
+            obj_[b] = s;
         }
     }
+
+    void objective(double* obj) override { std::copy(obj_.begin(), obj_.end(), obj); }
 
     void update(int64_t k_frozen, float* w, int64_t* cnt, Communicator* comm) override {
         const int64_t n = shape_.n, k = shape_.k, d = shape_.d, B = shape_.batch;
@@ -171,6 +174,7 @@ class CpuBackend final : public Backend {
     std::vector<const float*> data_;           // (n, d) packed f32 per problem
     std::vector<float> xnorm_, weights_, centroids_, cnorm_, dist_;
     std::vector<int64_t> labels_;
+    std::vector<double> obj_;  // of the last assign, per problem
 };
 
 }  // namespace

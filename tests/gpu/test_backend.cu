@@ -44,12 +44,13 @@ Step one_step(fkd::Backend& be, int64_t B, int64_t n, int64_t k, int64_t d,
     Step s;
     be.set_centroids(c0.data());
     s.obj.assign(size_t(B), double(kNaN));
-    be.assign(s.obj.data());
+    be.assign();
     s.labels.assign(size_t(B * n), -7);
     be.get_labels(s.labels.data());
     s.w.assign(size_t(B * k), kNaN);
     s.cnt.assign(size_t(B * k), -7);
     be.update(k_frozen, s.w.data(), s.cnt.data());
+    be.objective(s.obj.data());  // the driver's order: after the update
     s.cent.assign(size_t(B * k * d), kNaN);
     be.get_centroids(s.cent.data());
     return s;

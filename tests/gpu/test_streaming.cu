@@ -117,12 +117,13 @@ Step step(fkd::Backend& be, int64_t B, int64_t n, int64_t k, int64_t d,
         be.gather_rows(b, ids.data(), k, &s.seeds[size_t(b * k * d)]);
     be.set_centroids(s.seeds.data());
     s.obj.assign(size_t(B), double(kNaN));
-    be.assign(s.obj.data());
+    be.assign();
     s.labels.assign(size_t(B * n), -7);
     be.get_labels(s.labels.data());
     s.w.assign(size_t(B * k), kNaN);
     s.cnt.assign(size_t(B * k), -7);
     be.update(0, s.w.data(), s.cnt.data());
+    be.objective(s.obj.data());  // the driver's order: after the update
     s.cent.assign(size_t(B * k * d), kNaN);
     be.get_centroids(s.cent.data());
     return s;
@@ -193,8 +194,10 @@ void check_step(const StepCase& c) {
     be->set_centroids(s.seeds.data());
     ref->set_centroids(r.seeds.data());
     std::vector<double> o1(size_t(c.B)), o2(size_t(c.B));
-    be->assign(o1.data());
-    ref->assign(o2.data());
+    be->assign();
+    ref->assign();
+    be->objective(o1.data());  // no update() in between: objective() waits itself
+    ref->objective(o2.data());
     std::vector<int64_t> l1(size_t(c.B * n)), l2(size_t(c.B * n));
     be->get_labels(l1.data());
     ref->get_labels(l2.data());
@@ -522,8 +525,9 @@ Timed time_fit(const fk::ArrayView& xv, int64_t N, int64_t d, int64_t k, size_t 
     double obj = 0;
     for (int it = 0; it < iters; ++it) {
         const double t = now_s();
-        be->assign(&obj);
+        be->assign();
         be->update(0, w.data(), cnt.data());
+        be->objective(&obj);
         times.push_back((now_s() - t) * 1e3);
         objs.push_back(obj);
     }
