@@ -5,6 +5,8 @@
 #include "kernels/assign_wgmma.cuh"
 #include "kernels/assign_small.cuh"
 #include "kernels/assign_wgmma_long.cuh"
+#include "kernels/assign_wgmma_smallk.cuh"
+#include "kernels/device_props.cuh"
 #include "kernels/scratch.cuh"
 #include "kernels/tensor_map.cuh"
 
@@ -196,20 +198,54 @@ void launch_small(const StreamGeom& geo, int batch, const AssignArgs& args, cuda
     }
 }
 
+/// Tensor maps of the points and centroids of a call (the long and small-K
+/// kernels), read in boxes of 64 elements x box_x / box_c rows.
+WlMaps make_maps(const StreamGeom& geo, int batch, bool bf16, int box_x, int box_c) {
+    const int64_t cols = int64_t(geo.x.q) * 8;  // 16-bit elements a padded row
+    // A problem stride is required even for one problem: any multiple of 16.
+    auto bstride = [&](const Operand& o) { return batch > 1 ? o.batch * 4 : o.ld * 4 * std::max<int64_t>(o.rows, 1); };
+    WlMaps maps;
+    maps.x = make_tensor_map_16bit(geo.x.data, bf16, cols, geo.x.rows, batch, geo.x.ld * 4, bstride(geo.x), kWlBK,
+                                   box_x);
+    maps.c = make_tensor_map_16bit(geo.c.data, bf16, cols, geo.c.rows, batch, geo.c.ld * 4, bstride(geo.c), kWlBK,
+                                   box_c);
+    return maps;
+}
+
+/// Tensor maps need 16-byte aligned bases and strides.
+bool tma_ok(const Operand& o, int batch) {
+    return reinterpret_cast<uintptr_t>(o.data) % 16 == 0 && o.ld % 4 == 0 && (batch == 1 || o.batch % 4 == 0) &&
+           o.rows < INT_MAX;
+}
+
+/// K <= 128 (assign_wgmma_smallk.cuh): one problem's tiles spread over as
+/// many persistent blocks as fill the GPU once.
+template <WgOp OP>
+void launch_wgmma_smallk(const StreamGeom& geo, int batch, const AssignArgs& args, cudaStream_t stream) {
+    const WlMaps maps = make_maps(geo, batch, OP == WgOp::bf16, kWsBM, kWsBN);
+    const int nkc = geo.x.q * 8 > 64 ? 2 : 1;
+    auto kernel = nkc == 1 ? assign_wgmma_smallk_kernel<OP, 1> : assign_wgmma_smallk_kernel<OP, 2>;
+    const size_t smem = ws_smem_bytes(nkc);
+    FK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    int per_sm = 0;
+    FK_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWsThreads, smem));
+    const int64_t ntiles = (geo.x.rows + kWsBM - 1) / kWsBM;
+    // Blocks a problem: the largest count with which every problem's blocks
+    // run at once (one wave: a second, partial wave would cost as much as the first).
+    const int64_t slots = int64_t(std::max(per_sm, 1)) * sm_count();
+    const int64_t per_problem = std::clamp<int64_t>(slots / batch, 1, ntiles);
+    const dim3 grid{unsigned(per_problem), unsigned(batch)};
+    kernel<<<grid, kWsThreads, smem, stream>>>(maps, geo.x.rows, args);
+    FK_CUDA_CHECK(cudaGetLastError());
+}
+
 /// Rows longer than the register-resident kernel takes (assign_wgmma_long.cuh).
 template <WgOp OP>
 void launch_wgmma_long(const StreamGeom& geo, int batch, const AssignArgs& args, cudaStream_t stream) {
     const int64_t cols = int64_t(geo.x.q) * 8;  // 16-bit elements a padded row
     const int nkc = int((cols + kWlBK - 1) / kWlBK);
     const int ntiles = int((geo.c.rows + kWlBN - 1) / kWlBN);
-    const bool bf16 = OP == WgOp::bf16;
-    // A problem stride is required even for one problem: any multiple of 16.
-    auto bstride = [&](const Operand& o) { return batch > 1 ? o.batch * 4 : o.ld * 4 * std::max<int64_t>(o.rows, 1); };
-    WlMaps maps;
-    maps.x = make_tensor_map_16bit(geo.x.data, bf16, cols, geo.x.rows, batch, geo.x.ld * 4, bstride(geo.x), kWlBK,
-                                   kWlBM);
-    maps.c = make_tensor_map_16bit(geo.c.data, bf16, cols, geo.c.rows, batch, geo.c.ld * 4, bstride(geo.c), kWlBK,
-                                   kWlBN);
+    const WlMaps maps = make_maps(geo, batch, OP == WgOp::bf16, kWlBM, kWlBN);
     // ||c||^2 padded to whole tiles (zeros past k).
     const size_t pad_bytes = size_t(batch) * ntiles * kWlBN * sizeof(float);
     void* cn_pad = scratch_alloc(pad_bytes, stream);
@@ -229,60 +265,51 @@ void launch_wgmma_long(const StreamGeom& geo, int batch, const AssignArgs& args,
 
 }  // namespace
 
-bool uses_small_rows_kernel(const StreamGeom& geo, int batch, MathKind kind) {
-    // Exact f32 rows of at most 8 words (D <= 8: PQ sub-spaces): points in
-    // registers, centroids broadcast from shared memory, no tile barriers.
-    // Bit for bit the portable kernel's results (FK_ASSIGN_PATH=mma takes
-    // that one, for comparisons).
-    if (kind != MathKind::ffma || geo.x.rows <= 0 || geo.c.rows <= 0 || batch > 65535 || geo.x.q != geo.c.q ||
-        geo.x.q < 1 || geo.x.q * 4 > kSmallMaxWords)
-        return false;
+AssignKernel choose_assign_kernel(const StreamGeom& geo, int batch, MathKind kind) {
+    // Hopper paths (sm_90a binary on a compute capability 9 device) unless
+    // FK_ASSIGN_PATH=mma forces the portable kernels (for comparisons).
     const char* path = std::getenv("FK_ASSIGN_PATH");
-    return !(path && std::string(path) == "mma");
+    const bool portable_only = path && std::string(path) == "mma";
+    const bool shape = geo.x.rows > 0 && geo.c.rows > 0 && batch <= 65535 && geo.x.q == geo.c.q && geo.x.q >= 1;
+    if (!shape) return AssignKernel::stream;
+    auto hopper = [&]() { return !portable_only && wgmma_available(); };
+    const bool wg_kind = kind == MathKind::f16 || kind == MathKind::bf16;
+    const bool tma_shape = tma_ok(geo.x, batch) && tma_ok(geo.c, batch);
+    const int64_t words = int64_t(geo.x.q) * 4;
+    // f16/bf16 rows of up to kWgMaxWords16 words: all centroids resident
+    // when K <= 128, else centroid tiles streamed past resident points;
+    // longer rows: the main loop over D.
+    if (wg_kind && words <= kWgMaxWords16 && geo.c.rows <= kWsBN && tma_shape && hopper())
+        return AssignKernel::wgmma_smallk;
+    if (wg_kind && words <= kWgMaxWords16 && geo.c.rows > kWsBN && hopper()) return AssignKernel::wgmma;
+    if (wg_kind && words > kWgMaxWords16 && tma_shape && hopper()) return AssignKernel::wgmma_long;
+    // tf32 on f32 rows of up to kWgMaxWordsTf32 words (D <= 128), past one tile.
+    if (kind == MathKind::tf32 && geo.c.rows > 64 && words <= kWgMaxWordsTf32 && hopper())
+        return AssignKernel::wgmma_tf32;
+    // Exact f32 rows of at most 8 words (D <= 8: PQ sub-spaces): points in
+    // registers, centroids broadcast from shared memory, no tile barriers;
+    // bit for bit the portable kernel's results.
+    if (kind == MathKind::ffma && words <= kSmallMaxWords && !portable_only) return AssignKernel::small_rows;
+    return AssignKernel::stream;
 }
 
 void launch_assign(const StreamGeom& geo, int batch, MathKind kind, const AssignArgs& args,
                    cudaStream_t stream) {
-    // Hopper path (sm_90a binary on a compute capability 9 device): f16/bf16
-    // rows of up to kWgMaxWords16 words. FK_ASSIGN_PATH=mma forces the portable
-    // mma.sync kernel (for comparisons).
-    // Below two centroid tiles the mma.sync kernel's 64-wide tiles waste less
-    // (B=32, K=100: 0.48 ms against 0.56 ms on H100).
-    const bool wg_kind = kind == MathKind::f16 || kind == MathKind::bf16;
-    if (wg_kind && geo.x.rows > 0 && geo.c.rows > 128 && batch <= 65535 &&
-        geo.x.q == geo.c.q && geo.x.q * 4 <= kWgMaxWords16) {
-        const char* path = std::getenv("FK_ASSIGN_PATH");
-        if (!(path && std::string(path) == "mma") && wgmma_available()) {
-            if (kind == MathKind::f16) launch_wgmma<WgOp::f16>(geo, batch, args, stream);
-            else launch_wgmma<WgOp::bf16>(geo, batch, args, stream);
-            return;
-        }
+    const bool bf16 = kind == MathKind::bf16;
+    switch (choose_assign_kernel(geo, batch, kind)) {
+        case AssignKernel::wgmma_smallk:
+            return bf16 ? launch_wgmma_smallk<WgOp::bf16>(geo, batch, args, stream)
+                        : launch_wgmma_smallk<WgOp::f16>(geo, batch, args, stream);
+        case AssignKernel::wgmma:
+            return bf16 ? launch_wgmma<WgOp::bf16>(geo, batch, args, stream)
+                        : launch_wgmma<WgOp::f16>(geo, batch, args, stream);
+        case AssignKernel::wgmma_long:
+            return bf16 ? launch_wgmma_long<WgOp::bf16>(geo, batch, args, stream)
+                        : launch_wgmma_long<WgOp::f16>(geo, batch, args, stream);
+        case AssignKernel::wgmma_tf32: return launch_wgmma<WgOp::tf32>(geo, batch, args, stream);
+        case AssignKernel::small_rows: return launch_small(geo, batch, args, stream);
+        case AssignKernel::stream: break;
     }
-    // Longer f16/bf16 rows: the main loop over D (TMA + m64n256 wgmma).
-    // Tensor maps need 16-byte aligned bases and strides (else the portable kernel).
-    auto tma_ok = [&](const Operand& o) {
-        return reinterpret_cast<uintptr_t>(o.data) % 16 == 0 && o.ld % 4 == 0 && (batch == 1 || o.batch % 4 == 0) &&
-               o.rows < INT_MAX;
-    };
-    if (wg_kind && geo.x.rows > 0 && geo.c.rows > 0 && batch <= 65535 && geo.x.q == geo.c.q &&
-        geo.x.q * 4 > kWgMaxWords16 && tma_ok(geo.x) && tma_ok(geo.c)) {
-        const char* path = std::getenv("FK_ASSIGN_PATH");
-        if (!(path && std::string(path) == "mma") && wgmma_available()) {
-            if (kind == MathKind::f16) launch_wgmma_long<WgOp::f16>(geo, batch, args, stream);
-            else launch_wgmma_long<WgOp::bf16>(geo, batch, args, stream);
-            return;
-        }
-    }
-    // tf32 on f32 rows of up to kWgMaxWordsTf32 words (D <= 128), past one tile.
-    if (kind == MathKind::tf32 && geo.x.rows > 0 && geo.c.rows > 64 && batch <= 65535 &&
-        geo.x.q == geo.c.q && geo.x.q * 4 <= kWgMaxWordsTf32) {
-        const char* path = std::getenv("FK_ASSIGN_PATH");
-        if (!(path && std::string(path) == "mma") && wgmma_available()) {
-            launch_wgmma<WgOp::tf32>(geo, batch, args, stream);
-            return;
-        }
-    }
-    if (uses_small_rows_kernel(geo, batch, kind)) return launch_small(geo, batch, args, stream);
     launch_stream<ArgminEpi>(geo, batch, kind, args, 0, stream);
 }
 

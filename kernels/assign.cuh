@@ -27,9 +27,17 @@ struct AssignArgs {
 
 void launch_assign(const StreamGeom& geo, int batch, MathKind kind, const AssignArgs& args,
                    cudaStream_t stream);
-/// Whether launch_assign takes the small-row exact kernel (assign_small.cuh)
-/// for these operands: exact f32 rows of 1..8 words, unless FK_ASSIGN_PATH=mma.
-bool uses_small_rows_kernel(const StreamGeom& geo, int batch, MathKind kind);
+/// The kernels launch_assign chooses from.
+enum class AssignKernel {
+    stream,        // stream.cuh: mma.sync or FFMA, any device (the only one with FK_ASSIGN_PATH=mma)
+    small_rows,    // assign_small.cuh: exact f32 rows of 1..8 words
+    wgmma_smallk,  // assign_wgmma_smallk.cuh: f16/bf16, D <= 128, K <= 128 (sm_90a)
+    wgmma,         // assign_wgmma.cuh: f16/bf16, D <= 128, K > 128 (sm_90a)
+    wgmma_tf32,    // assign_wgmma.cuh: tf32, D <= 128, K > 64 (sm_90a)
+    wgmma_long,    // assign_wgmma_long.cuh: f16/bf16, D > 128 (sm_90a)
+};
+/// The kernel launch_assign takes for these operands on the current device.
+AssignKernel choose_assign_kernel(const StreamGeom& geo, int batch, MathKind kind);
 
 /// Top-k of one problem. keys/labels (n, topk) must hold +inf / -1 on entry
 /// (fill_topk); they come back sorted best first, keys being the L2 distance

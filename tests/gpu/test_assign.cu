@@ -36,7 +36,7 @@ struct GpuResult {
     std::vector<float> dist;
     std::vector<double> part;  // (B, stream_grid_x(n)) objective partials
     std::vector<double> obj;
-    bool small_rows = false;   // launch_assign took the small-row kernel
+    fkk::AssignKernel kernel = fkk::AssignKernel::stream;  // the kernel launch_assign took
 };
 
 /// Runs the kernel on x (B,n,d) and c (B,k,d), given as float values already
@@ -71,7 +71,7 @@ GpuResult run_kernel(const Case& cs, const std::vector<float>& x, const std::vec
     fkk::AssignArgs a{xn.get<float>(), cn.get<float>(), n, k, cs.metric == fk::Metric::inner_product,
                       lab.get<int32_t>(), dist.get<float>(), part.get<double>()};
     GpuResult r;
-    r.small_rows = fkk::uses_small_rows_kernel(geo, int(B), plan.math);
+    r.kernel = fkk::choose_assign_kernel(geo, int(B), plan.math);
     fkk::launch_assign(geo, int(B), plan.math, a, s);
     r.labels.resize(size_t(B * n));
     r.dist.resize(size_t(B * n));
@@ -261,6 +261,13 @@ const Case kCases[] = {
     {1, 300, 300, 130, DType::f16, Precision::automatic, Metric::L2, false},
     {3, 129, 5, 256, DType::f16, Precision::automatic, Metric::L2, false},
     {1, 700, 600, 520, DType::bf16, Precision::automatic, Metric::inner_product, true},
+    // f16 / bf16 with K <= 128 on sm_90a (all centroids resident): K = 1,
+    // K = 128, N = 1, K = N, duplicates, IP, batched
+    {1, 1, 1, 128, DType::f16, Precision::automatic, Metric::L2, false},
+    {3, 1000, 128, 64, DType::bf16, Precision::automatic, Metric::inner_product, true},
+    {2, 2000, 7, 100, DType::f16, Precision::automatic, Metric::L2, true},
+    {1, 120, 120, 24, DType::f16, Precision::automatic, Metric::L2, false},
+    {4, 777, 1, 128, DType::bf16, Precision::automatic, Metric::L2, false},
     // exact on 16-bit input (converted to float32 on the device)
     {1, 600, 33, 40, DType::f16, Precision::exact, Metric::L2, false},
 };
@@ -283,6 +290,10 @@ TEST_P(AssignPathTest, LabelsMatchMmaPath) {
     setenv("FK_ASSIGN_PATH", "mma", 1);
     const GpuResult r1 = run_kernel(cs, x, c);
     unsetenv("FK_ASSIGN_PATH");
+    ASSERT_EQ(r1.kernel, fkk::AssignKernel::stream);
+    int major = 0;
+    ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), cudaSuccess);
+    if (major == 9) ASSERT_NE(r0.kernel, fkk::AssignKernel::stream) << "no Hopper kernel was chosen";
     const fkd::ComputePlan plan = fkd::plan_compute(cs.dtype, cs.precision);
     // Unit roundoff of the operands as the tensor cores see them.
     const double u = plan.math == fkk::MathKind::tf32 ? std::ldexp(1.0, -11)
@@ -353,8 +364,8 @@ TEST(AssignSmallRows, EqualPortableKernelBitForBit) {
         setenv("FK_ASSIGN_PATH", "mma", 1);
         const GpuResult r1 = run_kernel(cs, x, c);
         unsetenv("FK_ASSIGN_PATH");
-        ASSERT_TRUE(r0.small_rows) << "the small-row kernel was not chosen";
-        ASSERT_FALSE(r1.small_rows);
+        ASSERT_EQ(r0.kernel, fkk::AssignKernel::small_rows) << "the small-row kernel was not chosen";
+        ASSERT_EQ(r1.kernel, fkk::AssignKernel::stream);
         for (int64_t i = 0; i < B * n; ++i) {
             ASSERT_EQ(r0.labels[size_t(i)], r1.labels[size_t(i)]) << "row " << i;
             ASSERT_TRUE(same(r0.dist[size_t(i)], r1.dist[size_t(i)]))
@@ -377,6 +388,13 @@ const Case kPathCases[] = {
     {1, 3000, 500, 128, DType::f16, Precision::automatic, Metric::L2, false},
     {1, 2000, 700, 384, DType::f16, Precision::automatic, Metric::L2, false},
     {2, 900, 300, 1000, DType::bf16, Precision::automatic, Metric::inner_product, false},
+    // K <= 128 (all centroids resident, persistent blocks): several tiles a
+    // block (the ring wraps), K = 128, K <= 64, D <= 64 (one chunk, 4
+    // stages), N off the 128-point tiles, batched, IP, bf16.
+    {1, 100000, 100, 128, DType::f16, Precision::automatic, Metric::L2, false},
+    {3, 40001, 128, 64, DType::bf16, Precision::automatic, Metric::inner_product, false},
+    {2, 30001, 33, 100, DType::f16, Precision::automatic, Metric::L2, false},
+    {40, 3000, 100, 40, DType::f16, Precision::automatic, Metric::L2, false},
 };
 
 INSTANTIATE_TEST_SUITE_P(Paths, AssignPathTest, ::testing::ValuesIn(kPathCases),
