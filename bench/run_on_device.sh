@@ -15,7 +15,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # Logs and JSON are written to a scratch folder and packed into one archive
 # in the real $OUT at the end (the device tool returns at most 8 files).
 FINAL_OUT=${OUT:-$ROOT/gpu-out}
-OUT=/tmp/fk-out
+OUT=/tmp/fk-out-$$  # a fresh name: a re-lent machine has kept earlier calls' files
 # A machine handed out again can keep /tmp from an earlier call: start empty.
 rm -rf "$OUT"
 mkdir -p "$OUT" "$FINAL_OUT"

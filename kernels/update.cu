@@ -247,22 +247,63 @@ __global__ void __launch_bounds__(kWarps * 32, 4)
     }
 }
 
-/// *tot += pieces[0], pieces[stride], ... (`fold` of them, in order), then
-/// the carried piece *open when `carry_in`; *open = pieces[keep_at * stride]
-/// when `keep`.
-__device__ __forceinline__ void fold_element(float* tot, const float* pieces, int64_t stride,
-                                             int fold, bool carry_in, bool keep, int keep_at,
-                                             float* open) {
-    float s = *tot;
-    for (int i = 0; i < fold; ++i) s += pieces[i * stride];
-    if (carry_in) s += *open;
-    *tot = s;
-    if (keep) *open = pieces[keep_at * stride];
+/// V consecutive floats, moved as one load or store (V = 4: 16-byte aligned).
+template <int V>
+struct FVec {
+    float v[V];
+};
+template <int V>
+__device__ __forceinline__ FVec<V> load_vec(const float* p) {
+    FVec<V> r;
+    if constexpr (V == 4) {
+        const float4 q = *reinterpret_cast<const float4*>(p);
+        r.v[0] = q.x, r.v[1] = q.y, r.v[2] = q.z, r.v[3] = q.w;
+    } else {
+        r.v[0] = *p;
+    }
+    return r;
+}
+template <int V>
+__device__ __forceinline__ void store_vec(float* p, const FVec<V>& r) {
+    if constexpr (V == 4) *reinterpret_cast<float4*>(p) = make_float4(r.v[0], r.v[1], r.v[2], r.v[3]);
+    else *p = r.v[0];
+}
+
+constexpr int kFoldAhead = 8;  // piece loads issued before any is added
+
+/// tot[0..V) += pieces[0], pieces[stride], ... (`fold` of them, in order),
+/// then the carried piece open[0..V) when `carry_in`; open = pieces[keep_at *
+/// stride] when `keep`. The loads of kFoldAhead pieces are issued before any
+/// is added (the additions keep their order): one dependent load a piece left
+/// the fold waiting on memory latency (H200, seed-k100: 67 us an iteration).
+template <int V>
+__device__ __forceinline__ void fold_element(float* tot, const float* pieces, int64_t stride, int fold,
+                                             bool carry_in, bool keep, int keep_at, float* open) {
+    FVec<V> s = load_vec<V>(tot);
+    for (int i0 = 0; i0 < fold; i0 += kFoldAhead) {
+        FVec<V> q[kFoldAhead];
+#pragma unroll
+        for (int u = 0; u < kFoldAhead; ++u)
+            if (i0 + u < fold) q[u] = load_vec<V>(pieces + (i0 + u) * stride);
+#pragma unroll
+        for (int u = 0; u < kFoldAhead; ++u)
+            if (i0 + u < fold)
+#pragma unroll
+                for (int e = 0; e < V; ++e) s.v[e] += q[u].v[e];
+    }
+    if (carry_in) {
+        const FVec<V> o = load_vec<V>(open);
+#pragma unroll
+        for (int e = 0; e < V; ++e) s.v[e] += o.v[e];
+    }
+    store_vec<V>(tot, s);
+    if (keep) store_vec<V>(open, load_vec<V>(pieces + keep_at * stride));
 }
 
 /// One warp a cluster: its sum += this call's pieces in order. The last
 /// piece, when the cluster's count is not a multiple of the piece size, is
 /// still open: it is carried to the next call, or folded in the last call.
+/// Lanes take 4 columns at a time where rows allow 16-byte accesses.
 __global__ void fold_pieces_kernel(PieceArgs a, bool last, float* sums, float* wsum) {
     const int64_t cl = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5), d = a.d;
     const int lane = threadIdx.x & 31;
@@ -273,11 +314,20 @@ __global__ void fold_pieces_kernel(PieceArgs a, bool last, float* sums, float* w
     const bool carry_in = open_end && last && ni == 0;  // left open by an earlier call
     const int fold = ni - (keep ? 1 : 0);
     if (fold == 0 && !keep && !carry_in) return;
-    for (int64_t c = lane; c < d; c += 32)
-        fold_element(sums + cl * d + c, a.pieces + i0 * d + c, d, fold, carry_in, keep, ni - 1,
-                     a.open + cl * d + c);
+    const bool vec4 = d % 4 == 0 &&
+                      (reinterpret_cast<uintptr_t>(sums) | reinterpret_cast<uintptr_t>(a.pieces) |
+                       reinterpret_cast<uintptr_t>(a.open)) % 16 == 0;
+    if (vec4) {
+        for (int64_t c = 4 * lane; c < d; c += 128)
+            fold_element<4>(sums + cl * d + c, a.pieces + i0 * d + c, d, fold, carry_in, keep, ni - 1,
+                            a.open + cl * d + c);
+    } else {
+        for (int64_t c = lane; c < d; c += 32)
+            fold_element<1>(sums + cl * d + c, a.pieces + i0 * d + c, d, fold, carry_in, keep, ni - 1,
+                            a.open + cl * d + c);
+    }
     if (lane == 0)
-        fold_element(wsum + cl, a.piece_w + i0, 1, fold, carry_in, keep, ni - 1, a.open_w + cl);
+        fold_element<1>(wsum + cl, a.piece_w + i0, 1, fold, carry_in, keep, ni - 1, a.open_w + cl);
 }
 
 // Small k x d: a block sums a range of points of one problem into a copy of
