@@ -12,11 +12,11 @@
 // swizzle, rows past n arriving as zeros) in a ring guarded by full/empty
 // mbarriers, while the block's 2 warpgroups (64 points each) multiply the
 // current tile with both operands in shared memory and fold it into the
-// argmin (WgArgmin, as the other wgmma kernels). One block an SM with a deep
-// ring (160 KB of points in flight at D = 128): the pass is bound by bytes in
-// flight, not by the block's arithmetic. Measured on the H200 (bench/NOTES.md):
-// two blocks an SM with 2 stages each kept too little in flight (seed-k100's
-// assign 263 us, ~2x its bandwidth floor).
+// argmin (WgArgmin, as the other wgmma kernels). Two blocks share an SM, so
+// one block's reduction overlaps the other's MMAs and copies. Measured on the
+// H200 (bench/NOTES.md): one block an SM with a 5-stage ring (160 KB in
+// flight) was slower, 0.70 against 0.61 ms an iteration at seed-k100, and
+// refilling a late-released stage at the top of the next tile changed nothing.
 #pragma once
 
 #include <cuda.h>
@@ -31,9 +31,9 @@ constexpr int kWsThreads = 256;
 constexpr int kWsChunk = kWsBM * 128;  // bytes of 128 rows x 64 elements (one swizzle row each)
 static_assert(kWsBM == kBM, "a tile is one objective slot");
 
-/// Ring stages: 160 KB of points (NKC = 64-element chunks a row: 1 for
-/// D <= 64, 2 for D <= 128).
-__host__ __device__ constexpr int ws_stages(int nkc) { return 10 / nkc; }
+/// Ring stages: 64 KB of points in flight a block, so that two blocks fit an
+/// SM (NKC = 64-element chunks a row: 1 for D <= 64, 2 for D <= 128).
+__host__ __device__ constexpr int ws_stages(int nkc) { return 4 / nkc; }
 /// Dynamic shared memory: 1 KB of alignment slack, the centroids, the ring,
 /// the norms, two sets of reduction doubles and the barriers.
 __host__ __device__ constexpr size_t ws_smem_bytes(int nkc) {
@@ -44,7 +44,7 @@ __host__ __device__ constexpr size_t ws_smem_bytes(int nkc) {
 /// maps: points (d, n, B) in boxes of 64 x kWsBM, centroids (d, k, B) in
 /// boxes of 64 x kWsBN.
 template <WgOp OP, int NKC>
-__global__ void __launch_bounds__(kWsThreads, 1)
+__global__ void __launch_bounds__(kWsThreads, 2)
         assign_wgmma_smallk_kernel(const __grid_constant__ WlMaps maps, int64_t nrows, AssignArgs a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     static_assert(OP == WgOp::f16 || OP == WgOp::bf16, "16-bit operands");
@@ -117,10 +117,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
         const int64_t row0 = (first + int64_t(i) * step) * kWsBM;
         const int rows_valid = int(min64(kWsBM, nrows - row0));
         WgArgmin am(a, b, row0, rbase, rows_valid);  // its ||x||^2 loads overlap the wait and the MMAs
-        if (tid == 0) {
-            fetch_ready();  // the stage the last tile released (all warps passed its finish)
-            fetch_until(i);
-        }
+        if (tid == 0) fetch_until(i);
         __syncwarp();
         const int st = i % S;
         tma::mbar_wait(full + st, (i / S) & 1);
