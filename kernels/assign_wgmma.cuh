@@ -107,34 +107,8 @@ struct WgArgmin {
                                              int t) {
         if (cv <= 0) return;
         if (cv >= kWgSub) return sub_tile_all(acc, cn, c0, ip, t);
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            float bb = best[h];
-            int code = -1;
-            if (ip) {
-#pragma unroll
-                for (int jn = 0; jn < 8; ++jn)
-#pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-                        const float v = -acc[4 * jn + 2 * h + e];
-                        const bool ok = 8 * jn + 2 * t + e < cv;
-                        if (ok && v < bb) { bb = v; code = 8 * jn + e; }
-                    }
-            } else {
-#pragma unroll
-                for (int jn = 0; jn < 8; ++jn) {
-                    const float2 cn2 = *reinterpret_cast<const float2*>(cn + 8 * jn);
-#pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-                        const float v = fmaf(-2.f, acc[4 * jn + 2 * h + e], e ? cn2.y : cn2.x);
-                        const bool ok = 8 * jn + 2 * t + e < cv;
-                        if (ok && v < bb) code = 8 * jn + e;
-                        bb = ok ? fminf(v, bb) : bb;
-                    }
-                }
-            }
-            commit(acc, cn, c0, cv, ip, t, h, bb, code);
-        }
+        if (ip) running_min<true, false>(acc, cn, c0, cv, t);
+        else running_min<false, false>(acc, cn, c0, cv, t);
     }
 
     /// A sub-tile whose 64 columns are all valid: the same running minimum
@@ -143,12 +117,14 @@ struct WgArgmin {
     /// Splitting the minimum into 2 or 4 independent chains merged at the end
     /// (shorter dependency chains, more instructions) measured slower than one.
     __device__ __forceinline__ void sub_tile_all(const float (&acc)[32], const float* cn, int c0, bool ip, int t) {
-        if (ip) sub_tile_full<true>(acc, cn, c0, t);
-        else sub_tile_full<false>(acc, cn, c0, t);
+        if (ip) running_min<true, true>(acc, cn, c0, kWgSub, t);
+        else running_min<false, true>(acc, cn, c0, kWgSub, t);
     }
 
-    template <bool IP>
-    __device__ __forceinline__ void sub_tile_full(const float (&acc)[32], const float* cn, int c0, int t) {
+    /// Each row slot's running minimum over the sub-tile's columns (FULL: all
+    /// 64 valid, no test a column).
+    template <bool IP, bool FULL>
+    __device__ __forceinline__ void running_min(const float (&acc)[32], const float* cn, int c0, int cv, int t) {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
             float bb = best[h];
@@ -160,11 +136,12 @@ struct WgArgmin {
                 for (int e = 0; e < 2; ++e) {
                     const float a2 = acc[4 * jn + 2 * h + e];
                     const float v = IP ? -a2 : fmaf(-2.f, a2, e ? cn2.y : cn2.x);
-                    if (v < bb) code = 8 * jn + e;
-                    bb = fminf(v, bb);
+                    const bool ok = FULL || 8 * jn + 2 * t + e < cv;
+                    if (ok && v < bb) code = 8 * jn + e;
+                    bb = ok ? fminf(v, bb) : bb;
                 }
             }
-            commit(acc, cn, c0, kWgSub, IP, t, h, bb, code);
+            commit(acc, cn, c0, cv, IP, t, h, bb, code);
         }
     }
 
