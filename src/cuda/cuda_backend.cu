@@ -74,12 +74,17 @@ class CudaBackend final : public Backend, public StreamingInfo {
     CudaBackend(int gpu_id, size_t budget, bool deterministic)
         : dev_(gpu_id), budget_(budget), deterministic_(deterministic) {
         DeviceGuard g(dev_);
-        FK_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-        FK_CUDA_CHECK(cudaStreamCreateWithFlags(&obj_stream_, cudaStreamNonBlocking));
-        FK_CUDA_CHECK(cudaEventCreateWithFlags(&assigned_, cudaEventDisableTiming));
-        FK_CUDA_CHECK(cudaEventCreateWithFlags(&summed_, cudaEventDisableTiming));
-        FK_CUDA_CHECK(cudaEventCreate(&assign_begin_));
-        FK_CUDA_CHECK(cudaEventCreate(&assign_end_));
+        try {
+            FK_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+            FK_CUDA_CHECK(cudaStreamCreateWithFlags(&obj_stream_, cudaStreamNonBlocking));
+            FK_CUDA_CHECK(cudaEventCreateWithFlags(&assigned_, cudaEventDisableTiming));
+            FK_CUDA_CHECK(cudaEventCreateWithFlags(&summed_, cudaEventDisableTiming));
+            FK_CUDA_CHECK(cudaEventCreate(&assign_begin_));
+            FK_CUDA_CHECK(cudaEventCreate(&assign_end_));
+        } catch (...) {
+            destroy_handles();  // the destructor does not run after a throwing constructor
+            throw;
+        }
     }
     ~CudaBackend() override {
         if (stream_) {
@@ -87,14 +92,9 @@ class CudaBackend final : public Backend, public StreamingInfo {
             (void)cudaGetDevice(&prev);
             (void)cudaSetDevice(dev_);
             (void)cudaStreamSynchronize(stream_);
-            (void)cudaStreamSynchronize(obj_stream_);
+            if (obj_stream_) (void)cudaStreamSynchronize(obj_stream_);
             streamer_.reset();
-            (void)cudaEventDestroy(assigned_);
-            (void)cudaEventDestroy(summed_);
-            (void)cudaEventDestroy(assign_begin_);
-            (void)cudaEventDestroy(assign_end_);
-            (void)cudaStreamDestroy(obj_stream_);
-            (void)cudaStreamDestroy(stream_);
+            destroy_handles();
             kernels::scratch_trim();  // this fit's pooled scratch back to the driver
             (void)cudaSetDevice(prev);
         }
@@ -111,6 +111,9 @@ class CudaBackend final : public Backend, public StreamingInfo {
     void load(const ArrayView& x, const ArrayView& weights, const std::vector<int>& rows,
               const ProblemShape& shape, Metric metric, Precision precision) override {
         DeviceGuard g(dev_);
+        // Nothing of an earlier fit stays readable if this load fails.
+        have_labels_ = false;
+        obj_pending_ = false;
         shape_ = shape;
         metric_ = metric;
         const int64_t B = shape.batch, n = shape.n, d = shape.d, k = shape.k;
@@ -392,6 +395,14 @@ class CudaBackend final : public Backend, public StreamingInfo {
         update_.reset(kernels::update_bytes(update_cap_));
     }
 
+    /// The streams and events that exist (null ones were never created).
+    void destroy_handles() {
+        for (cudaEvent_t e : {assigned_, summed_, assign_begin_, assign_end_})
+            if (e) (void)cudaEventDestroy(e);
+        if (obj_stream_) (void)cudaStreamDestroy(obj_stream_);
+        if (stream_) (void)cudaStreamDestroy(stream_);
+    }
+
     void release_storage() {
         // Nothing in flight may still use what is freed here (the objective's
         // sum and copy when the last objective was not read).
@@ -423,8 +434,15 @@ class CudaBackend final : public Backend, public StreamingInfo {
         wsum_.reset(size_t(B * k) * 4);
         cnt_.reset(size_t(B * k) * 4);
         obj_.reset(size_t(B) * 8);
+        // Page-locked host memory is not device memory: its failure must not
+        // send a host-input fit into streaming plans (OutOfMemoryError does).
         void* h = nullptr;
-        FK_CUDA_CHECK(cudaMallocHost(&h, size_t(B) * 8 + size_t(B * k) * 8));
+        const size_t host_bytes = size_t(B) * 8 + size_t(B * k) * 8;
+        if (cudaMallocHost(&h, host_bytes) != cudaSuccess) {
+            (void)cudaGetLastError();
+            throw Error("flashkmeans: could not allocate " + std::to_string(host_bytes) +
+                        " bytes of page-locked host memory (per-iteration objective, weights and counts)");
+        }
         host_.reset(h);
         obj_host_ = static_cast<double*>(h);
         w_host_ = reinterpret_cast<float*>(obj_host_ + B);
