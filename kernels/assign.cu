@@ -293,6 +293,33 @@ AssignKernel choose_assign_kernel(const StreamGeom& geo, int batch, MathKind kin
     return AssignKernel::stream;
 }
 
+namespace {
+
+/// Block b stages problem b's partials in shared memory, where thread 0's
+/// sequential adds find them.
+constexpr int kObjectiveTile = 2048;  // 16 KiB of doubles
+__global__ void sum_partials_kernel(const double* part, int64_t gx, bool first, double* obj) {
+    __shared__ double tile[kObjectiveTile];
+    const double* p = part + blockIdx.x * gx;
+    double s = first ? 0.0 : obj[blockIdx.x];
+    for (int64_t t0 = 0; t0 < gx; t0 += kObjectiveTile) {
+        const int m = gx - t0 < kObjectiveTile ? int(gx - t0) : kObjectiveTile;
+        for (int i = threadIdx.x; i < m; i += blockDim.x) tile[i] = p[t0 + i];
+        __syncthreads();
+        if (threadIdx.x == 0)
+            for (int i = 0; i < m; ++i) s += tile[i];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) obj[blockIdx.x] = s;
+}
+
+}  // namespace
+
+void sum_partials(const double* part, int batch, int64_t gx, bool first, double* obj, cudaStream_t stream) {
+    sum_partials_kernel<<<unsigned(batch), 256, 0, stream>>>(part, gx, first, obj);
+    FK_CUDA_CHECK(cudaGetLastError());
+}
+
 void launch_assign(const StreamGeom& geo, int batch, MathKind kind, const AssignArgs& args,
                    cudaStream_t stream) {
     const bool bf16 = kind == MathKind::bf16;

@@ -27,6 +27,12 @@ struct AssignArgs {
 
 void launch_assign(const StreamGeom& geo, int batch, MathKind kind, const AssignArgs& args,
                    cudaStream_t stream);
+/// obj[b] = (first ? 0 : obj[b]) + part[b * gx] + ... + part[b * gx + gx - 1]
+/// for each of `batch` problems (gx = stream_grid_x(rows) partials a problem,
+/// as launch_assign writes them), added one at a time in index order in
+/// double, so that a fit's objective does not depend on where it is summed
+/// (a streamed fit sums its segments in row order, one call each).
+void sum_partials(const double* part, int batch, int64_t gx, bool first, double* obj, cudaStream_t stream);
 /// The kernels launch_assign chooses from.
 enum class AssignKernel {
     stream,        // stream.cuh: mma.sync or FFMA, any device (the only one with FK_ASSIGN_PATH=mma)

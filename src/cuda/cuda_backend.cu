@@ -36,33 +36,6 @@ namespace flashkmeans::detail {
 
 namespace {
 
-/// obj[b] = (first ? 0 : obj[b]) + part[b * gx] + ... + part[b * gx + gx - 1],
-/// added one at a time in index order, in double: the order of the host loop
-/// this replaces (and of a streamed fit's segments, one call each), so the
-/// objective is the same to the last bit. Block b stages problem b's partials
-/// in shared memory, where thread 0's sequential adds find them.
-constexpr int kObjectiveTile = 2048;  // 16 KiB of doubles
-__global__ void sum_partials_kernel(const double* part, int64_t gx, bool first, double* obj) {
-    __shared__ double tile[kObjectiveTile];
-    const double* p = part + blockIdx.x * gx;
-    double s = first ? 0.0 : obj[blockIdx.x];
-    for (int64_t t0 = 0; t0 < gx; t0 += kObjectiveTile) {
-        const int m = gx - t0 < kObjectiveTile ? int(gx - t0) : kObjectiveTile;
-        for (int i = threadIdx.x; i < m; i += blockDim.x) tile[i] = p[t0 + i];
-        __syncthreads();
-        if (threadIdx.x == 0)
-            for (int i = 0; i < m; ++i) s += tile[i];
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) obj[blockIdx.x] = s;
-}
-
-void sum_partials(const double* part, int64_t batch, int64_t gx, bool first, double* obj,
-                  cudaStream_t stream) {
-    sum_partials_kernel<<<unsigned(batch), 256, 0, stream>>>(part, gx, first, obj);
-    FK_CUDA_CHECK(cudaGetLastError());
-}
-
 /// Page-locked host memory: copies into it are asynchronous, copies into
 /// pageable memory are staged and make the host wait.
 struct PinnedFree {
@@ -113,7 +86,6 @@ class CudaBackend final : public Backend, public StreamingInfo {
         DeviceGuard g(dev_);
         // Nothing of an earlier fit stays readable if this load fails.
         have_labels_ = false;
-        obj_pending_ = false;
         shape_ = shape;
         metric_ = metric;
         const int64_t B = shape.batch, n = shape.n, d = shape.d, k = shape.k;
@@ -264,24 +236,21 @@ class CudaBackend final : public Backend, public StreamingInfo {
             sum_objective(0, n, true);
         }
         FK_CUDA_CHECK(cudaEventRecord(assign_end_, stream_));
-        // objective() reads the host buffer only once summed_, recorded after
-        // this copy, is complete: obj_pending_ says whether a wait saw it.
+        // objective() reads the host buffer once summed_, recorded after this
+        // copy, is complete.
         FK_CUDA_CHECK(cudaMemcpyAsync(obj_host_, obj_.get(), size_t(B) * 8,
                                       cudaMemcpyDeviceToHost, obj_stream_));
         FK_CUDA_CHECK(cudaEventRecord(summed_, obj_stream_));
-        obj_pending_ = true;
         have_labels_ = true;
     }
 
     void objective(double* obj) override {
         DeviceGuard g(dev_);
         if (!have_labels_) throw Error("flashkmeans: objective() before assign()");
-        if (obj_pending_) {  // no update() has waited for it since assign()
-            FK_CUDA_CHECK(cudaEventSynchronize(summed_));
-            obj_pending_ = false;
-        }
+        // Both events are complete once update() has waited (the usual
+        // order); without an update() since assign(), these are the waits.
+        FK_CUDA_CHECK(cudaEventSynchronize(summed_));
         std::copy_n(obj_host_, shape_.batch, obj);
-        // assign_end_ precedes the update's wait on stream_, or is waited for here.
         FK_CUDA_CHECK(cudaEventSynchronize(assign_end_));
         float ms = 0;
         FK_CUDA_CHECK(cudaEventElapsedTime(&ms, assign_begin_, assign_end_));
@@ -310,7 +279,6 @@ class CudaBackend final : public Backend, public StreamingInfo {
         // One wait for the update and the assignment's objective.
         FK_CUDA_CHECK(cudaStreamWaitEvent(stream_, summed_, 0));
         FK_CUDA_CHECK(cudaStreamSynchronize(stream_));
-        obj_pending_ = false;
         std::copy_n(w_host_, B * k, w);
         std::copy_n(cnt_host_, B * k, cnt);
         centroids_dirty_ = true;
@@ -416,7 +384,6 @@ class CudaBackend final : public Backend, public StreamingInfo {
         obj_host_ = nullptr;
         w_host_ = nullptr;
         cnt_host_ = nullptr;
-        obj_pending_ = false;
         x_.own.release();
         x_.data = nullptr;
         segs_.clear();
@@ -566,13 +533,13 @@ class CudaBackend final : public Backend, public StreamingInfo {
 
     /// On obj_stream_, once the assignment enqueued so far has written them:
     /// obj_[b] = (first ? 0 : obj_[b]) + the partials of `rows` rows a problem
-    /// at partial_ + poff (sum_partials_kernel). The wait captures the
+    /// at partial_ + poff (kernels::sum_partials). The wait captures the
     /// event's latest record, so one event serves every segment.
     void sum_objective(size_t poff, int64_t rows, bool first) {
         FK_CUDA_CHECK(cudaEventRecord(assigned_, stream_));
         FK_CUDA_CHECK(cudaStreamWaitEvent(obj_stream_, assigned_, 0));
-        sum_partials(partial_.get<double>() + poff, shape_.batch, kernels::stream_grid_x(rows),
-                     first, obj_.get<double>(), obj_stream_);
+        kernels::sum_partials(partial_.get<double>() + poff, int(shape_.batch),
+                              kernels::stream_grid_x(rows), first, obj_.get<double>(), obj_stream_);
     }
 
     DType compute_type() const {
@@ -687,7 +654,6 @@ class CudaBackend final : public Backend, public StreamingInfo {
     double* obj_host_ = nullptr;              // (B) copied from obj_ by assign()
     float* w_host_ = nullptr;                 // (B, k) weights, by update()
     int32_t* cnt_host_ = nullptr;             // (B, k) counts, by update()
-    bool obj_pending_ = false;  // obj_host_'s copy is enqueued, not yet waited for
     bool centroids_dirty_ = true;
     bool have_labels_ = false;
 };
