@@ -252,6 +252,13 @@ const Case kCases[] = {
     {1, 1, 130, 128, DType::f16, Precision::automatic, Metric::L2, false},
     {1, 300, 300, 128, DType::f16, Precision::automatic, Metric::L2, false},
     {1, 1, 100, 64, DType::f32, Precision::tf32, Metric::L2, false},
+    // More 256-point blocks than one wave on a 132-SM card: blocks after
+    // the first wave, several problems, 2 centroid tiles against a 4-stage
+    // ring, tf32 at D = 128.
+    {1, 40000, 129, 64, DType::f16, Precision::automatic, Metric::L2, true},
+    {3, 12001, 300, 40, DType::bf16, Precision::automatic, Metric::inner_product, false},
+    {1, 34000, 200, 128, DType::f16, Precision::automatic, Metric::L2, false},
+    {1, 34000, 100, 128, DType::f32, Precision::tf32, Metric::L2, false},
     // f16 / bf16 rows past 128 elements (TMA + m64n256 main loop over D): a
     // partial last D chunk, K off the 256-centroid tiles, N = 1, K = N,
     // duplicates, IP, batched, K below one tile.
@@ -388,6 +395,13 @@ const Case kPathCases[] = {
     {1, 3000, 500, 128, DType::f16, Precision::automatic, Metric::L2, false},
     {1, 2000, 700, 384, DType::f16, Precision::automatic, Metric::L2, false},
     {2, 900, 300, 1000, DType::bf16, Precision::automatic, Metric::inner_product, false},
+    // K > 128 past one wave of 256-point blocks: several problems, a
+    // partial last block, tf32 at D = 128 and D = 64.
+    {1, 100000, 300, 128, DType::f16, Precision::automatic, Metric::L2, false},
+    {5, 9001, 129, 64, DType::bf16, Precision::automatic, Metric::inner_product, false},
+    {2, 40000, 1000, 96, DType::f16, Precision::automatic, Metric::L2, false},
+    {1, 50000, 200, 128, DType::f32, Precision::tf32, Metric::L2, false},
+    {2, 30000, 300, 64, DType::f32, Precision::tf32, Metric::inner_product, false},
     // K <= 128 (all centroids resident, persistent blocks): several tiles a
     // block (the ring wraps), K = 128, K <= 64, D <= 64 (one chunk, 4
     // stages), N off the 128-point tiles, batched, IP, bf16.
