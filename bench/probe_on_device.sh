@@ -66,9 +66,11 @@ if [ -n "${FK_NCU:-}" ]; then
   kre=${nt[-1]}; ncase=${nt[-2]#@}; unset 'nt[-1]' 'nt[-1]'
   env "${nt[@]}" ncu --clock-control none -k "regex:$kre" --launch-skip 3 --launch-count 1 \
     --section SpeedOfLight --section WarpStateStats --section ComputeWorkloadAnalysis --section Occupancy \
-    --metrics sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_fma.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_alu.avg.pct_of_peak_sustained_active,smsp__issue_active.avg.pct_of_peak_sustained_active \
+    --metrics sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_fma.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_alu.avg.pct_of_peak_sustained_active,smsp__issue_active.avg.pct_of_peak_sustained_active,regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio \
     $B/bench/bench_gpu /tmp/ncu.json "$ncase" > "$OUT/ncu.txt" 2>&1
-  grep -E "pct_of_peak|Duration|Issue Slots|Stall|Registers|Theoretical Occ|Achieved Occ" "$OUT/ncu.txt" | head -40
+  # The section text has no stall breakdown; the stalled_*_per_issue_active
+  # metrics are warps stalled for each reason per issued instruction.
+  grep -E "pct_of_peak|Duration|Issue Slots|issue_stalled|Registers|Theoretical Occ|Achieved Occ" "$OUT/ncu.txt" | head -50
 fi
 # FK_NCU_TIMES="@case": the duration of every kernel of that case's first
 # iterations (launches 30-59), one line each.
