@@ -28,6 +28,10 @@
 // bandwidth is not the limit), and a persistent grid with A from shared
 // memory (ptxas keeps wgmmas overlapped across nested loops only without an
 // accumulator in flight at the inner back edge, and then they overlap less).
+// On the H200 (NOTES, "Session of 2026-12-03 (night)"), persistent blocks
+// with A in registers and the next item's points copied during this one
+// were 10-35% slower in three loop shapes. In a nested loop, a wgmma in
+// flight at the inner loop's entry also makes ptxas serialize them all.
 #pragma once
 
 #include "kernels/assign.cuh"
