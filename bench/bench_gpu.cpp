@@ -39,6 +39,7 @@ struct Case {
     int64_t B, N, K, D;
     DType dtype;
     Precision precision;
+    bool probe_only = false;  ///< run only when named (kernel experiments, not BENCH.md cases)
 };
 
 const Case kCases[] = {
@@ -50,6 +51,11 @@ const Case kCases[] = {
     {"ivf-n4M-k65536", 1, 1 << 22, 65536, 128, DType::f16, Precision::automatic},
     {"largeD", 1, 1 << 18, 1024, 1024, DType::f16, Precision::automatic},
     {"pq-train", 32, 1 << 16, 256, 4, DType::f32, Precision::exact},
+    // Probes: f16 at the K between the BENCH.md cases (assign kernel choices).
+    {"probe-n4M-k4096", 1, 1 << 22, 4096, 128, DType::f16, Precision::automatic, true},
+    {"probe-n1M-k8192", 1, 1 << 20, 8192, 128, DType::f16, Precision::automatic, true},
+    {"probe-n1M-k16384", 1, 1 << 20, 16384, 128, DType::f16, Precision::automatic, true},
+    {"probe-n1M-k32768", 1, 1 << 20, 32768, 128, DType::f16, Precision::automatic, true},
 };
 
 #define CUDA_OK(call)                                                                   \
@@ -304,7 +310,7 @@ int main(int argc, char** argv) {
         return std::find(wanted.begin(), wanted.end(), name) != wanted.end();
     };
     for (const Case& c : kCases) {
-        if (!wanted.empty() && !named(c.name)) continue;
+        if (wanted.empty() ? c.probe_only : !named(c.name)) continue;
         const int64_t count = c.B * c.N * c.D;
         const auto host = random_normal(count, c.dtype, 1234);
         void* dx = nullptr;

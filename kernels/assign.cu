@@ -164,7 +164,12 @@ void launch_wgmma_nks(const StreamGeom& geo, int batch, const AssignArgs& args, 
                                                            static_cast<unsigned char*>(packed));
     FK_CUDA_CHECK(cudaGetLastError());
 
-    auto kernel = assign_wgmma_kernel<OP, NKS>;
+    // FK_LAZY_MIN_K=<k>: another threshold for the deferred column search,
+    // for comparisons and for the tests that hold it to the eager one.
+    const char* lazy_env = std::getenv("FK_LAZY_MIN_K");
+    const int64_t lazy_min_k = lazy_env ? int64_t(std::atoll(lazy_env)) : kWgLazyMinK;
+    const bool lazy = OP != WgOp::tf32 && geo.c.rows >= lazy_min_k;
+    auto kernel = lazy ? assign_wgmma_kernel<OP, NKS, OP != WgOp::tf32> : assign_wgmma_kernel<OP, NKS, false>;
     const size_t smem = wg_smem_bytes(OP, NKS);
     FK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     const dim3 grid(unsigned((geo.x.rows + kWgBM - 1) / kWgBM), unsigned(batch));

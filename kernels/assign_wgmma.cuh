@@ -125,6 +125,53 @@ struct WgArgmin {
         else running_min<false, true>(acc, cn, c0, kWgSub, t);
     }
 
+    /// The same as sub_tile_all, with the column search deferred: the running
+    /// minimum alone (one FMNMX a column on the ALU pipe, against FSETP, SEL
+    /// and FMNMX), and only when a thread of the warp improves on its best,
+    /// the lowest column equal to the new minimum, from the same FFMAs, so
+    /// labels and distances are the eager form's bit for bit. ncu on the
+    /// H200 had the ALU pipe at ~50% beside the tensor pipe's ~55%, with
+    /// "math pipe throttle" among the top stalls, and the card at its 700 W
+    /// cap (~1.75 GHz). A thread improves on its i-th sub-tile with
+    /// probability ~1/i, so a warp of 32 takes the search in most sub-tiles
+    /// while K is small and in ever fewer as it grows: kWgLazyMinK.
+    __device__ __forceinline__ void sub_tile_lazy(const float (&acc)[32], const float* cn, int c0, bool ip, int t) {
+        if (ip) lazy_min<true>(acc, cn, c0, t);
+        else lazy_min<false>(acc, cn, c0, t);
+    }
+
+    template <bool IP>
+    __device__ __forceinline__ void lazy_min(const float (&acc)[32], const float* cn, int c0, int t) {
+        // Both row slots' minima first, so that the norms die before the
+        // column searches (which read them again from shared memory).
+        float mn[2] = {best[0], best[1]};
+#pragma unroll
+        for (int jn = 0; jn < 8; ++jn) {
+            const float2 cn2 = IP ? float2{0.f, 0.f} : *reinterpret_cast<const float2*>(cn + 8 * jn);
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    const float a2 = acc[4 * jn + 2 * h + e];
+                    mn[h] = fminf(IP ? -a2 : fmaf(-2.f, a2, e ? cn2.y : cn2.x), mn[h]);
+                }
+        }
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const bool improved = mn[h] < best[h];  // strict: a tie keeps the earlier, lower index
+            if (__any_sync(0xffffffffu, improved) && improved) {
+                int code = 0;
+#pragma unroll
+                for (int i = 15; i >= 0; --i) {  // the lowest column holding the minimum
+                    const int jn = i >> 1, e = i & 1;
+                    const float a2 = acc[4 * jn + 2 * h + e];
+                    if ((IP ? -a2 : fmaf(-2.f, a2, cn[8 * jn + e])) == mn[h]) code = 8 * jn + e;
+                }
+                commit(acc, cn, c0, kWgSub, IP, t, h, mn[h], code);
+            }
+        }
+    }
+
     /// Each row slot's running minimum over the sub-tile's columns (FULL: all
     /// 64 valid, no test a column).
     template <bool IP, bool FULL>
@@ -230,8 +277,16 @@ struct WgTiles {
     int ntiles;
 };
 
-/// NKS = wg_nks(OP, words a row).
-template <WgOp OP, int NKS>
+/// The deferred column search (WgArgmin::sub_tile_lazy) from this many
+/// centroids on, f16/bf16 only. Measured on the H200 (bench/NOTES.md,
+/// "deferred column search"), f16, D = 128, lazy against eager: K = 4096
+/// 2% slower, 8192 level, 16384 5% faster, 32768 8%, 65536 9-10%; tf32 at
+/// K = 16384 14% slower (not understood; tf32 stays eager).
+constexpr int64_t kWgLazyMinK = 16384;
+
+/// NKS = wg_nks(OP, words a row); LAZY: the loop's sub-tiles with the
+/// deferred column search.
+template <WgOp OP, int NKS, bool LAZY>
 __global__ void __launch_bounds__(kWgThreads, 1) assign_wgmma_kernel(StreamGeom geo, WgTiles ct, AssignArgs a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr bool TF32 = OP == WgOp::tf32;
@@ -365,7 +420,8 @@ __global__ void __launch_bounds__(kWgThreads, 1) assign_wgmma_kernel(StreamGeom 
         const int c0 = u * kWgSub;
         const float* cn = reinterpret_cast<const float*>(cstage + ((u / SPT) % S) * tile_bytes + data_bytes) +
                           (u % SPT) * kWgSub + 2 * t;
-        if (in_loop) am.sub_tile_all(acc, cn, c0, ip, t);
+        if (in_loop && LAZY) am.sub_tile_lazy(acc, cn, c0, ip, t);
+        else if (in_loop) am.sub_tile_all(acc, cn, c0, ip, t);
         else am.sub_tile(acc, cn, c0, int(min64(kWgSub, K - c0)), ip, t);
         release(u);
     };

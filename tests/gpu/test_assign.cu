@@ -411,6 +411,73 @@ const Case kPathCases[] = {
     {40, 3000, 100, 40, DType::f16, Precision::automatic, Metric::L2, false},
 };
 
+/// The deferred column search (WgArgmin::sub_tile_lazy, taken from
+/// kWgLazyMinK centroids on) against the eager one, both forced through
+/// FK_LAZY_MIN_K on the same inputs: the same FFMA keys and the same tie
+/// rule, so labels, distances and objective partials must be equal bit for
+/// bit. Some centroids are copies of points (distances at the zero clamp,
+/// where the replay decides), some duplicate each other (ties to the lower
+/// index), and the rest are spread out so that a warp improves in only part
+/// of the sub-tiles (both branches of the deferred search run).
+class AssignLazyTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(AssignLazyTest, EqualsEagerBitForBit) {
+    FK_REQUIRE_GPU();
+    const Case cs = GetParam();
+    const int64_t B = cs.B, n = cs.n, k = cs.k, d = cs.d;
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    const std::vector<float> x = round_to(randn(size_t(B * n * d), seed), cs.dtype);
+    std::vector<float> c = round_to(randn(size_t(B * k * d), seed + 1), cs.dtype);
+    std::mt19937_64 g(seed + 2);
+    for (int64_t b = 0; b < B; ++b)
+        for (int64_t j = 0; j < k; j += 5) {
+            if (j % 10 == 0) {  // a copy of a point
+                const int64_t src = int64_t(g() % uint64_t(n));
+                std::copy_n(&x[size_t((b * n + src) * d)], d, &c[size_t((b * k + j) * d)]);
+            } else if (cs.duplicates && j >= 1) {  // a copy of the previous centroid
+                std::copy_n(&c[size_t((b * k + j - 1) * d)], d, &c[size_t((b * k + j) * d)]);
+            }
+        }
+    setenv("FK_LAZY_MIN_K", "1", 1);
+    const GpuResult lazy = run_kernel(cs, x, c);
+    setenv("FK_LAZY_MIN_K", "2147483647", 1);
+    const GpuResult eager = run_kernel(cs, x, c);
+    unsetenv("FK_LAZY_MIN_K");
+    ASSERT_EQ(lazy.kernel, fkk::AssignKernel::wgmma) << "the case must take the resident wgmma kernel";
+    int64_t diff_label = 0, diff_dist = 0;
+    for (size_t i = 0; i < lazy.labels.size(); ++i) {
+        diff_label += lazy.labels[i] != eager.labels[i];
+        diff_dist += std::memcmp(&lazy.dist[i], &eager.dist[i], sizeof(float)) != 0;
+        if (lazy.labels[i] != eager.labels[i] && diff_label <= 3)
+            ADD_FAILURE() << "point " << i << ": lazy label " << lazy.labels[i] << ", eager " << eager.labels[i];
+    }
+    EXPECT_EQ(diff_label, 0);
+    EXPECT_EQ(diff_dist, 0);
+    ASSERT_EQ(lazy.part.size(), eager.part.size());
+    EXPECT_EQ(std::memcmp(lazy.part.data(), eager.part.data(), lazy.part.size() * sizeof(double)), 0)
+            << "objective partials differ";
+    for (int32_t l : lazy.labels) ASSERT_TRUE(l >= 0 && l < k) << "label out of range: " << l;
+}
+
+// f16 / bf16, D = 128 and D <= 64 (both k-step counts), L2 and IP, K off the
+// 128-centroid tiles, N off the 256-point blocks, N = 1, batched, and a K
+// large enough that improvements become rare.
+const Case kLazyCases[] = {
+    {1, 3000, 1000, 128, DType::f16, Precision::automatic, Metric::L2, true},
+    {2, 1001, 777, 64, DType::bf16, Precision::automatic, Metric::L2, false},
+    {1, 2000, 3001, 96, DType::f16, Precision::automatic, Metric::inner_product, true},
+    {1, 1, 300, 128, DType::f16, Precision::automatic, Metric::L2, false},
+    {3, 700, 200, 40, DType::bf16, Precision::automatic, Metric::inner_product, false},
+    {1, 20000, 20000, 128, DType::f16, Precision::automatic, Metric::L2, false},
+    {1, 4000, 17000, 100, DType::f32, Precision::fp16, Metric::L2, true},
+};
+
+INSTANTIATE_TEST_SUITE_P(Lazy, AssignLazyTest, ::testing::ValuesIn(kLazyCases),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                             return ::testing::PrintToString(info.param);
+                         });
+
 INSTANTIATE_TEST_SUITE_P(Paths, AssignPathTest, ::testing::ValuesIn(kPathCases),
                          [](const ::testing::TestParamInfo<Case>& info) {
                              return ::testing::PrintToString(info.param);
