@@ -138,25 +138,32 @@ __device__ __forceinline__ void unpack(const RawChunk<VB>& q, float (&v)[VB / si
     for (int j = 0; j < int(VB / sizeof(T)); ++j) v[j] = to_float(e[j]);
 }
 
-/// dst[0..E) = a (or a = dst[0..E) when `load`), in 16- or 8-byte vectors
-/// where E allows; dst is aligned to them (rows of d floats, d % E == 0).
-template <int E, bool kLoad>
-__device__ __forceinline__ void move_row(float* dst, float (&a)[E]) {
-    constexpr int W = E % 4 == 0 ? 4 : E % 2 == 0 ? 2 : 1;
+/// a = src[0..E) / dst[0..E) = a, in 16- or 8-byte vectors where E allows;
+/// the row is aligned to them (rows of d floats, d % E == 0).
+template <int E>
+constexpr int kRowVec = E % 4 == 0 ? 4 : E % 2 == 0 ? 2 : 1;
+template <int E>
+__device__ __forceinline__ void load_row(const float* src, float (&a)[E]) {
 #pragma unroll
-    for (int j = 0; j < E; j += W) {
-        if constexpr (W == 4) {
-            float4* p = reinterpret_cast<float4*>(dst + j);
-            if constexpr (kLoad) { const float4 v = *p; a[j] = v.x; a[j + 1] = v.y; a[j + 2] = v.z; a[j + 3] = v.w; }
-            else *p = make_float4(a[j], a[j + 1], a[j + 2], a[j + 3]);
-        } else if constexpr (W == 2) {
-            float2* p = reinterpret_cast<float2*>(dst + j);
-            if constexpr (kLoad) { const float2 v = *p; a[j] = v.x; a[j + 1] = v.y; }
-            else *p = make_float2(a[j], a[j + 1]);
+    for (int j = 0; j < E; j += kRowVec<E>) {
+        if constexpr (kRowVec<E> == 4) {
+            const float4 v = *reinterpret_cast<const float4*>(src + j);
+            a[j] = v.x, a[j + 1] = v.y, a[j + 2] = v.z, a[j + 3] = v.w;
+        } else if constexpr (kRowVec<E> == 2) {
+            const float2 v = *reinterpret_cast<const float2*>(src + j);
+            a[j] = v.x, a[j + 1] = v.y;
         } else {
-            if constexpr (kLoad) a[j] = dst[j];
-            else dst[j] = a[j];
+            a[j] = src[j];
         }
+    }
+}
+template <int E>
+__device__ __forceinline__ void store_row(float* dst, const float (&a)[E]) {
+#pragma unroll
+    for (int j = 0; j < E; j += kRowVec<E>) {
+        if constexpr (kRowVec<E> == 4) *reinterpret_cast<float4*>(dst + j) = make_float4(a[j], a[j + 1], a[j + 2], a[j + 3]);
+        else if constexpr (kRowVec<E> == 2) *reinterpret_cast<float2*>(dst + j) = make_float2(a[j], a[j + 1]);
+        else dst[j] = a[j];
     }
 }
 
@@ -208,7 +215,7 @@ __global__ void __launch_bounds__(kWarps * 32, 4)
         for (int e = 0; e < E; ++e) acc[e] = 0.f;
         float wacc = 0.f;
         if (cont) {
-            if (lane_in) move_row<E, true>(a.open + cl * a.d + col, acc);
+            if (lane_in) load_row<E>(a.open + cl * a.d + col, acc);
             wacc = a.open_w[cl];
         }
         for (int r0 = 0; r0 < m; r0 += cap) {
@@ -242,31 +249,9 @@ __global__ void __launch_bounds__(kWarps * 32, 4)
                 }
             }
         }
-        if (lane_in) move_row<E, false>(a.pieces + item * a.d + col, acc);
+        if (lane_in) store_row<E>(a.pieces + item * a.d + col, acc);
         if (c0 == 0 && gl == 0) a.piece_w[item] = wacc;
     }
-}
-
-/// V consecutive floats, moved as one load or store (V = 4: 16-byte aligned).
-template <int V>
-struct FVec {
-    float v[V];
-};
-template <int V>
-__device__ __forceinline__ FVec<V> load_vec(const float* p) {
-    FVec<V> r;
-    if constexpr (V == 4) {
-        const float4 q = *reinterpret_cast<const float4*>(p);
-        r.v[0] = q.x, r.v[1] = q.y, r.v[2] = q.z, r.v[3] = q.w;
-    } else {
-        r.v[0] = *p;
-    }
-    return r;
-}
-template <int V>
-__device__ __forceinline__ void store_vec(float* p, const FVec<V>& r) {
-    if constexpr (V == 4) *reinterpret_cast<float4*>(p) = make_float4(r.v[0], r.v[1], r.v[2], r.v[3]);
-    else *p = r.v[0];
 }
 
 constexpr int kFoldAhead = 8;  // piece loads issued before any is added
@@ -279,25 +264,31 @@ constexpr int kFoldAhead = 8;  // piece loads issued before any is added
 template <int V>
 __device__ __forceinline__ void fold_element(float* tot, const float* pieces, int64_t stride, int fold,
                                              bool carry_in, bool keep, int keep_at, float* open) {
-    FVec<V> s = load_vec<V>(tot);
+    float s[V];
+    load_row<V>(tot, s);
     for (int i0 = 0; i0 < fold; i0 += kFoldAhead) {
-        FVec<V> q[kFoldAhead];
+        float q[kFoldAhead][V];
 #pragma unroll
         for (int u = 0; u < kFoldAhead; ++u)
-            if (i0 + u < fold) q[u] = load_vec<V>(pieces + (i0 + u) * stride);
+            if (i0 + u < fold) load_row<V>(pieces + (i0 + u) * stride, q[u]);
 #pragma unroll
         for (int u = 0; u < kFoldAhead; ++u)
             if (i0 + u < fold)
 #pragma unroll
-                for (int e = 0; e < V; ++e) s.v[e] += q[u].v[e];
+                for (int e = 0; e < V; ++e) s[e] += q[u][e];
     }
     if (carry_in) {
-        const FVec<V> o = load_vec<V>(open);
+        float o[V];
+        load_row<V>(open, o);
 #pragma unroll
-        for (int e = 0; e < V; ++e) s.v[e] += o.v[e];
+        for (int e = 0; e < V; ++e) s[e] += o[e];
     }
-    store_vec<V>(tot, s);
-    if (keep) store_vec<V>(open, load_vec<V>(pieces + keep_at * stride));
+    store_row<V>(tot, s);
+    if (keep) {
+        float kept[V];
+        load_row<V>(pieces + keep_at * stride, kept);
+        store_row<V>(open, kept);
+    }
 }
 
 /// One warp a cluster: its sum += this call's pieces in order. The last
@@ -514,6 +505,17 @@ int piece_points(int64_t fit_points) {
     return fit_points >= kLongPiecePoints ? kPieceLong : kPieceShort;
 }
 
+UpdateShape update_shape(int batch, int64_t rows, int64_t fit_rows, int64_t k, int64_t d, bool deterministic) {
+    UpdateShape s;
+    s.batch = batch;
+    s.rows = rows;
+    s.k = k;
+    s.d = d;
+    s.piece = piece_points(int64_t(batch) * fit_rows);
+    s.deterministic = deterministic;
+    return s;
+}
+
 size_t update_bytes(const UpdateShape& s) { return carve(nullptr, s).bytes; }
 
 void cluster_sums(const int32_t* labels, const RowsRef& x, const float* weights, int batch,
@@ -589,8 +591,6 @@ void cluster_sums(const int32_t* labels, const RowsRef& x, const float* weights,
         describe_kernel<<<grid_for(max_items(cap), 256), 256, 0, stream>>>(
             nc, k, cap.piece, s.item_off, s.begin, s.base, cnt, s.desc);
         FK_CUDA_CHECK(cudaGetLastError());
-    }
-    if (total > 0) {
         // Rows read in 16- or 8-byte chunks where every row start and the
         // row length allow it, else element by element.
         const int64_t esize = dtype_size(x.dtype);

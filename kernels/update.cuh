@@ -48,6 +48,12 @@ struct UpdateShape {
 /// lane groups where points are few.
 int piece_points(int64_t fit_points);
 
+/// The scratch shape for calls of up to `rows` rows a problem, in a fit of
+/// `batch` problems of `fit_rows` rows each. The piece size comes from the
+/// whole fit, so that streamed and resident fits sum in the same order; the
+/// streaming planner and the backend both size the scratch with this.
+UpdateShape update_shape(int batch, int64_t rows, int64_t fit_rows, int64_t k, int64_t d, bool deterministic);
+
 /// Device bytes of the scratch for `s` (sort keys and values, CUB's
 /// temporary storage, per-cluster runs, piece partials, carried pieces).
 size_t update_bytes(const UpdateShape& s);

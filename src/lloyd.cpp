@@ -219,7 +219,6 @@ KMeansResult run_lloyd(Backend& backend, const LloydInputs& in,
     std::vector<float> w(B * k);
     std::vector<int64_t> cnt(B * k);
     std::vector<int> perm(n);
-    const bool post_process = p.spherical || p.int_centroids;  // else a no-op: skip the call
 
     const auto t0 = std::chrono::steady_clock::now();
     double t_search = 0;
@@ -233,7 +232,7 @@ KMeansResult run_lloyd(Backend& backend, const LloydInputs& in,
         gather_points(backend, own, comm, B, perm.data() + k_input, k - k_input, d,
                       &centroids[k_input * d], k * d);
         backend.set_centroids(centroids.data());
-        if (post_process) backend.post_process(p.spherical, p.int_centroids);
+        backend.post_process(p.spherical, p.int_centroids);  // neither: a no-op
 
         for (int it = 0; it < p.niter; it++) {
             const auto ts = std::chrono::steady_clock::now();
@@ -277,7 +276,7 @@ KMeansResult run_lloyd(Backend& backend, const LloydInputs& in,
                             it, s0.time, s0.time_search, s0.obj, s0.imbalance_factor, s0.nsplit);
                 std::fflush(stdout);
             }
-            if (post_process) backend.post_process(p.spherical, p.int_centroids);
+            backend.post_process(p.spherical, p.int_centroids);  // neither: a no-op
             if (p.on_iteration) p.on_iteration(redo, it, s0);
             if (it > 0 && p.early_stop_threshold >= 0 && converged(stats, p.early_stop_threshold)) {
                 if (p.verbose && talk) std::printf("\n  Converged at iteration %d: objective did not change", it);

@@ -344,18 +344,9 @@ class CudaBackend final : public Backend, public StreamingInfo {
         size_t poff = 0;     // its objective partials in partial_
     };
 
-    /// The update's scratch for calls of up to `rows` rows a problem; the
-    /// piece size comes from the whole fit, so that streamed and resident
-    /// fits sum in the same order.
+    /// The update's scratch for calls of up to `rows` rows a problem.
     kernels::UpdateShape update_shape(int64_t rows) const {
-        kernels::UpdateShape s;
-        s.batch = int(shape_.batch);
-        s.rows = rows;
-        s.k = shape_.k;
-        s.d = shape_.d;
-        s.piece = kernels::piece_points(shape_.batch * shape_.n);
-        s.deterministic = deterministic_;
-        return s;
+        return kernels::update_shape(int(shape_.batch), rows, shape_.n, shape_.k, shape_.d, deterministic_);
     }
     kernels::UpdateBuffers update_buffers() { return {update_.get(), update_cap_}; }
     void alloc_update(int64_t rows) {

@@ -64,13 +64,8 @@ size_t streaming_bytes(const StreamShape& s, int64_t resident, int64_t chunk) {
     b += size_t(B * cached) * size_t(s.row_bytes);
     if (range - cached > 0) b += 2 * size_t(B * slot_rows) * size_t(s.row_bytes);
     if (range > 0) b += 2 * size_t(B * slot_rows) * 4;
-    kernels::UpdateShape u;
-    u.batch = int(B);
-    u.rows = C;
-    u.k = s.k;
-    u.d = s.d;
-    u.piece = kernels::piece_points(B * n);
-    b += kernels::update_bytes(u);
+    // As the backend sizes it (the size does not depend on `deterministic`).
+    b += kernels::update_bytes(kernels::update_shape(int(B), C, n, s.k, s.d, false));
     const int64_t segs = ceil_div(r, C) + ceil_div(range, C);
     b += size_t(B) * 8 * size_t(ceil_div(n, kernels::kBM) + segs);
     b += s.centroid_bytes;
