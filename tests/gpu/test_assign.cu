@@ -88,6 +88,16 @@ GpuResult run_kernel(const Case& cs, const std::vector<float>& x, const std::vec
     return r;
 }
 
+/// run_kernel with the environment variable `var` set to `value` (the
+/// kernel choices read it at every launch), then unset.
+GpuResult run_kernel_with(const char* var, const char* value, const Case& cs, const std::vector<float>& x,
+                          const std::vector<float>& c) {
+    setenv(var, value, 1);
+    GpuResult r = run_kernel(cs, x, c);
+    unsetenv(var);
+    return r;
+}
+
 /// Relative objective tolerance of each compute mode on N(0,1) data
 /// (documented in docs; measured values are printed by the test).
 double obj_tolerance(fkk::MathKind m) {
@@ -294,9 +304,7 @@ TEST_P(AssignPathTest, LabelsMatchMmaPath) {
     const std::vector<float> x = round_to(randn(size_t(B * n * d), seed), cs.dtype);
     const std::vector<float> c = round_to(randn(size_t(B * k * d), seed + 1), cs.dtype);
     const GpuResult r0 = run_kernel(cs, x, c);
-    setenv("FK_ASSIGN_PATH", "mma", 1);
-    const GpuResult r1 = run_kernel(cs, x, c);
-    unsetenv("FK_ASSIGN_PATH");
+    const GpuResult r1 = run_kernel_with("FK_ASSIGN_PATH", "mma", cs, x, c);
     ASSERT_EQ(r1.kernel, fkk::AssignKernel::stream);
     int major = 0;
     ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), cudaSuccess);
@@ -368,9 +376,7 @@ TEST(AssignSmallRows, EqualPortableKernelBitForBit) {
         for (int64_t i = 7; i < B * n; i += 89)  // an infinite coordinate
             x[size_t(i * d)] = std::numeric_limits<float>::infinity();
         const GpuResult r0 = run_kernel(cs, x, c);
-        setenv("FK_ASSIGN_PATH", "mma", 1);
-        const GpuResult r1 = run_kernel(cs, x, c);
-        unsetenv("FK_ASSIGN_PATH");
+        const GpuResult r1 = run_kernel_with("FK_ASSIGN_PATH", "mma", cs, x, c);
         ASSERT_EQ(r0.kernel, fkk::AssignKernel::small_rows) << "the small-row kernel was not chosen";
         ASSERT_EQ(r1.kernel, fkk::AssignKernel::stream);
         for (int64_t i = 0; i < B * n; ++i) {
@@ -415,10 +421,11 @@ const Case kPathCases[] = {
 /// kWgLazyMinK centroids on) against the eager one, both forced through
 /// FK_LAZY_MIN_K on the same inputs: the same FFMA keys and the same tie
 /// rule, so labels, distances and objective partials must be equal bit for
-/// bit. Some centroids are copies of points (distances at the zero clamp,
-/// where the replay decides), some duplicate each other (ties to the lower
-/// index), and the rest are spread out so that a warp improves in only part
-/// of the sub-tiles (both branches of the deferred search run).
+/// bit. Some rows are NaN or hold an infinity; some centroids are copies of
+/// points (distances at the zero clamp, where the replay decides), some
+/// duplicate each other (ties to the lower index), and the rest are spread
+/// out so that a warp improves in only part of the sub-tiles (both branches
+/// of the deferred search run).
 class AssignLazyTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(AssignLazyTest, EqualsEagerBitForBit) {
@@ -427,7 +434,11 @@ TEST_P(AssignLazyTest, EqualsEagerBitForBit) {
     const int64_t B = cs.B, n = cs.n, k = cs.k, d = cs.d;
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
-    const std::vector<float> x = round_to(randn(size_t(B * n * d), seed), cs.dtype);
+    std::vector<float> x = round_to(randn(size_t(B * n * d), seed), cs.dtype);
+    for (int64_t i = 5; i < B * n; i += 97)  // rows of NaN: every key NaN
+        std::fill_n(&x[size_t(i * d)], d, std::numeric_limits<float>::quiet_NaN());
+    for (int64_t i = 7; i < B * n; i += 89)  // an infinite coordinate: infinite keys
+        x[size_t(i * d)] = std::numeric_limits<float>::infinity();
     std::vector<float> c = round_to(randn(size_t(B * k * d), seed + 1), cs.dtype);
     std::mt19937_64 g(seed + 2);
     for (int64_t b = 0; b < B; ++b)
@@ -439,11 +450,8 @@ TEST_P(AssignLazyTest, EqualsEagerBitForBit) {
                 std::copy_n(&c[size_t((b * k + j - 1) * d)], d, &c[size_t((b * k + j) * d)]);
             }
         }
-    setenv("FK_LAZY_MIN_K", "1", 1);
-    const GpuResult lazy = run_kernel(cs, x, c);
-    setenv("FK_LAZY_MIN_K", "2147483647", 1);
-    const GpuResult eager = run_kernel(cs, x, c);
-    unsetenv("FK_LAZY_MIN_K");
+    const GpuResult lazy = run_kernel_with("FK_LAZY_MIN_K", "1", cs, x, c);
+    const GpuResult eager = run_kernel_with("FK_LAZY_MIN_K", "2147483647", cs, x, c);
     ASSERT_EQ(lazy.kernel, fkk::AssignKernel::wgmma) << "the case must take the resident wgmma kernel";
     int64_t diff_label = 0, diff_dist = 0;
     for (size_t i = 0; i < lazy.labels.size(); ++i) {
