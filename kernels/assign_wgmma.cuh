@@ -372,7 +372,11 @@ __global__ void __launch_bounds__(kWgThreads, 1) assign_wgmma_kernel(StreamGeom 
 #pragma unroll
         for (int ks = 0; ks < NKS; ++ks) ldsm_x4_addr(afr[ks], smem_addr(xs) + cm_offset(kq, r, 2 * ks + (lane >> 4)));
     }
-    const uint32_t xa = smem_addr(xs) + (warp >> 2) * 8 * sbo;  // tf32: this warpgroup's 64 rows
+    // tf32: this warpgroup's 64 rows. From threadIdx, not wg::warpgroup_index():
+    // with the A descriptors in uniform registers (16 back-to-back wgmmas a
+    // sub-tile, ~64 fewer instructions) ivf-n1M took 18.9 ms against 15.5
+    // on the H200 (bench/NOTES.md, "uniform descriptors"); not understood.
+    const uint32_t xa = smem_addr(xs) + (warp >> 2) * 8 * sbo;
 
     // Before the first sub-tile of tile T: make sure it was fetched, wait
     // until it has landed.

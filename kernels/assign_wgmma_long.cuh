@@ -106,7 +106,7 @@ __global__ void __launch_bounds__(kWlThreads, 1)
     };
     if (tid == 0) fetch_ready();
 
-    const int wgi = warp >> 2;  // this warpgroup's 64 rows of the block
+    const int wgi = wg::warpgroup_index();  // this warpgroup's 64 rows of the block
     const int rbase = 64 * wgi + 16 * (warp & 3) + (lane >> 2);
     WgArgmin am(a, b, row0, rbase, rows_valid);
     const float* cn_b = cnorm_pad + int64_t(b) * ntiles * kWlBN;

@@ -109,7 +109,7 @@ __global__ void __launch_bounds__(kWsThreads, 2)
     }
     tma::mbar_wait(cbar, 0);
 
-    const int wgi = warp >> 2;  // this warpgroup's 64 rows of a tile
+    const int wgi = wg::warpgroup_index();  // this warpgroup's 64 rows of a tile
     const int rbase = 64 * wgi + 16 * (warp & 3) + (lane >> 2);
     const int64_t K = a.k;
     const uint32_t sb = smem_addr(cs);
