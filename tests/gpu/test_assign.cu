@@ -98,6 +98,14 @@ GpuResult run_kernel_with(const char* var, const char* value, const Case& cs, co
     return r;
 }
 
+/// Rows (d values each, `rows` of them in x) that the kernels must survive:
+/// every 97th from the 5th all NaN (every key NaN: label 0), every 89th from
+/// the 7th with an infinite first coordinate (infinite keys).
+void add_nan_and_inf_rows(std::vector<float>& x, int64_t rows, int64_t d) {
+    for (int64_t i = 5; i < rows; i += 97) std::fill_n(&x[size_t(i * d)], d, std::numeric_limits<float>::quiet_NaN());
+    for (int64_t i = 7; i < rows; i += 89) x[size_t(i * d)] = std::numeric_limits<float>::infinity();
+}
+
 /// Relative objective tolerance of each compute mode on N(0,1) data
 /// (documented in docs; measured values are printed by the test).
 double obj_tolerance(fkk::MathKind m) {
@@ -371,10 +379,7 @@ TEST(AssignSmallRows, EqualPortableKernelBitForBit) {
                 for (int64_t j = 1; j < k; j += 3)
                     std::copy_n(&c[size_t((b * k + j - 1) * d)], d, &c[size_t((b * k + j) * d)]);
         }
-        for (int64_t i = 5; i < B * n; i += 97)  // rows of NaN: label 0 in both
-            std::fill_n(&x[size_t(i * d)], d, std::numeric_limits<float>::quiet_NaN());
-        for (int64_t i = 7; i < B * n; i += 89)  // an infinite coordinate
-            x[size_t(i * d)] = std::numeric_limits<float>::infinity();
+        add_nan_and_inf_rows(x, B * n, d);  // label 0 in both for the NaN rows
         const GpuResult r0 = run_kernel(cs, x, c);
         const GpuResult r1 = run_kernel_with("FK_ASSIGN_PATH", "mma", cs, x, c);
         ASSERT_EQ(r0.kernel, fkk::AssignKernel::small_rows) << "the small-row kernel was not chosen";
@@ -435,10 +440,7 @@ TEST_P(AssignLazyTest, EqualsEagerBitForBit) {
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::vector<float> x = round_to(randn(size_t(B * n * d), seed), cs.dtype);
-    for (int64_t i = 5; i < B * n; i += 97)  // rows of NaN: every key NaN
-        std::fill_n(&x[size_t(i * d)], d, std::numeric_limits<float>::quiet_NaN());
-    for (int64_t i = 7; i < B * n; i += 89)  // an infinite coordinate: infinite keys
-        x[size_t(i * d)] = std::numeric_limits<float>::infinity();
+    add_nan_and_inf_rows(x, B * n, d);
     std::vector<float> c = round_to(randn(size_t(B * k * d), seed + 1), cs.dtype);
     std::mt19937_64 g(seed + 2);
     for (int64_t b = 0; b < B; ++b)
