@@ -56,6 +56,10 @@ const Case kCases[] = {
     {"probe-n1M-k8192", 1, 1 << 20, 8192, 128, DType::f16, Precision::automatic, true},
     {"probe-n1M-k16384", 1, 1 << 20, 16384, 128, DType::f16, Precision::automatic, true},
     {"probe-n1M-k32768", 1, 1 << 20, 32768, 128, DType::f16, Precision::automatic, true},
+    // Probes: exact fp32 (no tensor cores), the precision cuVS's KMeans runs in.
+    {"fp32-n1M-k1024", 1, 1 << 20, 1024, 128, DType::f32, Precision::exact, true},
+    {"fp32-ivf-n1M-k16384", 1, 1 << 20, 16384, 128, DType::f32, Precision::exact, true},
+    {"fp32-largeD", 1, 1 << 18, 1024, 1024, DType::f32, Precision::exact, true},
 };
 
 #define CUDA_OK(call)                                                                   \

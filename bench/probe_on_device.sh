@@ -72,6 +72,22 @@ if [ -n "${FK_NCU:-}" ]; then
   # metrics are warps stalled for each reason per issued instruction.
   grep -E "pct_of_peak|Duration|Issue Slots|issue_stalled|Registers|Theoretical Occ|Achieved Occ" "$OUT/ncu.txt" | head -50
 fi
+# FK_NCU_SASS="env... @case kernel-regex[; ...]": where one launch's warps
+# stall, per SASS instruction (PC sampling: the source page, with each stall
+# reason's samples), as sass_<case>.csv; bench/sass_stalls.py sums it up.
+if [ -n "${FK_NCU_SASS:-}" ]; then
+  IFS=';' read -r -a specs <<< "$FK_NCU_SASS"
+  for spec in "${specs[@]}"; do
+    read -r -a nt <<< "$spec"
+    kre=${nt[-1]}; ncase=${nt[-2]#@}; unset 'nt[-1]' 'nt[-1]'
+    env "${nt[@]}" ncu --clock-control none -k "regex:$kre" --launch-skip 3 --launch-count 1 \
+      --section SourceCounters --section WarpStateStats -f -o /tmp/sass_prof \
+      $B/bench/bench_gpu /tmp/ncu.json "$ncase" > "$OUT/ncu_sass_$ncase.log" 2>&1
+    ncu -i /tmp/sass_prof.ncu-rep --page source --csv --print-source sass > "$OUT/sass_$ncase.csv" 2>&1
+    ncu -i /tmp/sass_prof.ncu-rep --page details --csv > "$OUT/details_$ncase.csv" 2>&1
+    echo "sass profile $ncase: $(wc -l < "$OUT/sass_$ncase.csv") lines"; tail -2 "$OUT/ncu_sass_$ncase.log"
+  done
+fi
 # FK_NCU_TIMES="@case": the duration of every kernel of that case's first
 # iterations (launches 30-59), one line each.
 if [ -n "${FK_NCU_TIMES:-}" ]; then

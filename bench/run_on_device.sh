@@ -6,10 +6,12 @@
 # 0.3.1 from its carried wheel, on the same card. Logs and JSON go to $OUT.
 # Optional steps: fastkmeans (fastkmeans 0.5.0 from its carried wheel:
 # bench/peers/run_fastkmeans.py), faissgpu (Faiss GPU peer, from
-# .whl/faissgpu, and the same-data objective comparison), plugin
-# (bench_faiss_plugin: IVF4096,PQ32 train + add and batched PQ training).
-#   carry: [".deps", ".gtest-src", ".whl"]
-#   bench/run_on_device.sh [tests] [bench] [peers] [fastkmeans] [faissgpu] [plugin] [case ...]
+# .whl/faissgpu, and the same-data objective comparison), cuvs (cuVS 26.10
+# KMeans from .whl/cuvs: bench/peers/run_cuvs.py), plugin (bench_faiss_plugin:
+# IVF4096,PQ32 train + add and batched PQ training).
+#   carry: [".deps", ".gtest-src", ".whl"] (over 64 MiB with every peer: name
+#   the .whl entries the steps need, e.g. ".whl/cuvs")
+#   bench/run_on_device.sh [tests] [bench] [peers] [fastkmeans] [faissgpu] [cuvs] [plugin] [case ...]
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # Logs and JSON are written to a scratch folder and packed into one archive
@@ -21,7 +23,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT" "$FINAL_OUT"
 trap 'tar czf "$FINAL_OUT/results.tgz" -C "$OUT" . ; cp "$OUT"/*.json "$FINAL_OUT"/ 2>/dev/null' EXIT
 STEPS=" ${*:-tests bench peers} "
-CASES=$(printf '%s\n' "$@" | grep -v -E '^(tests|bench|peers|fastkmeans|faissgpu|plugin)$' | tr '\n' ' ')
+CASES=$(printf '%s\n' "$@" | grep -v -E '^(tests|bench|peers|fastkmeans|faissgpu|cuvs|plugin)$' | tr '\n' ' ')
 B=/tmp/fk-build
 J=$(nproc)
 {
@@ -107,6 +109,16 @@ if [[ $STEPS == *" faissgpu "* ]]; then
     python3 "$ROOT/bench/peers/run_faiss_gpu.py" "$OUT/bench_faiss_gpu.json" \
       ${FAISSGPU_CASES:-n1M-k1024 ivf-n1M-k16384 largeD seed-batched pq-train ivf-pq} 2>&1 \
       | tee "$OUT/bench_faiss_gpu.log"
+  ) || rc=1
+fi
+# cuVS KMeans (float32, device-resident data) from .whl/cuvs; the biggest case
+# (~1.8 s an iteration in fp32) only when named.
+if [[ $STEPS == *" cuvs "* ]]; then
+  (
+    . "$ROOT/bench/peers/cuvs_env.sh" &&
+    PYTHONUNBUFFERED=1 python3 "$ROOT/bench/peers/run_cuvs.py" "$OUT/bench_cuvs.json" \
+      ${CUVS_CASES:-${CASES:-seed-batched seed-k100 n1M-k1024 n8M-k1024 ivf-n1M-k16384 largeD pq-train}} 2>&1 \
+      | tee "$OUT/bench_cuvs.log"
   ) || rc=1
 fi
 if [[ $STEPS == *" plugin "* ]]; then
