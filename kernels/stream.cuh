@@ -23,7 +23,7 @@ namespace flashkmeans::kernels {
 
 constexpr int kBM = 128;      // points per block
 constexpr int kBN = 64;       // centroids per streamed tile
-constexpr int kThreads = 256;
+constexpr int kThreads = 256; // threads a block, unless the Math policy says otherwise (Math::THREADS)
 constexpr int kPadW = 4;      // row padding in words: conflict-free fragment loads
 // The chunk of D (BKW, 32-bit words) is a template parameter: 32 words (128
 // bytes) for short rows, 64 to halve the barriers per centroid tile otherwise.
@@ -42,11 +42,13 @@ struct StreamGeom {
     int nk;  // chunks of BKW words covering x.q * 4 words (set by the launcher)
 };
 
-// ---- Math policies: how a block's 256 threads compute a kBM x kBN tile ----
+// ---- Math policies: how a block's THREADS threads compute a kBM x kBN tile ----
 
 /// Tensor cores: 8 warps as 4 (M) x 2 (N), a 32 x 32 warp tile of m16n8 MMAs.
 template <class T>
 struct MmaMath {
+    static constexpr int THREADS = kThreads;
+    static constexpr int MIN_BLOCKS = 1;  // blocks an SM the registers must allow
     static constexpr int ROWS = 4;    // point rows each thread holds results for
     static constexpr int OWNERS = 8;  // threads sharing one point row
     float acc[2][4][4];
@@ -67,7 +69,8 @@ struct MmaMath {
                 for (int e = 0; e < 4; ++e) acc[a][b][e] = 0.f;
     }
     template <int BKW>
-    __device__ void step(const uint32_t* xs, int xsw, const uint32_t* cs, int csw) {
+    __device__ void step(const uint32_t* xs, const uint32_t* cs) {
+        constexpr int xsw = BKW + kPadW, csw = BKW + kPadW;
         const int lane = threadIdx.x & 31;
         // ldmatrix row addresses: A matrices (rows 0-7 | 8-15) x (words 0-3 | 4-7),
         // B matrices (words 0-3 | 4-7) x (n-tile 2p | 2p+1).
@@ -112,45 +115,59 @@ struct MmaMath {
     }
 };
 
-/// Exact float32: FFMA on a 16 x 16 thread grid, 8 x 4 outputs a thread,
-/// products summed in ascending k like a plain dot product.
+/// Exact float32: FFMA, products summed in ascending k like a plain dot
+/// product (one fmaf chain an output, from 0). 4 warps, each 32 points x the
+/// tile's 64 centroids, a thread 8 x 8 outputs: rows 32 w + ty + 4 i,
+/// columns tx + 8 j (lane = 8 ty + tx). Per 4 k of a row, a thread loads 8
+/// point and 8 centroid float4s for 256 FFMAs (the former 16 x 16 grid of
+/// 8 x 4 outputs: 12 for 128), and a warp's loads are 4 (points) or 8
+/// (centroids) consecutive padded rows, one shared-memory wavefront each.
+/// 128 threads: the 64 accumulators, 8 centroid float4s and the argmin's
+/// row state need ~170 registers; two blocks an SM still fit D = 128 f32.
 struct FfmaMath {
+    static constexpr int THREADS = 128;
+    static constexpr int MIN_BLOCKS = 2;
     static constexpr int ROWS = 8;
-    static constexpr int OWNERS = 16;
-    float acc[8][4];
-    int tx, ty;
+    static constexpr int OWNERS = 8;
+    float acc[8][8];
+    int tx, r0;  // r0: this thread's first row, 32 w + ty
 
-    __device__ FfmaMath() { tx = threadIdx.x & 15; ty = threadIdx.x >> 4; }
-    __device__ int row(int i) const { return ty + 16 * i; }
+    __device__ FfmaMath() {
+        const int lane = threadIdx.x & 31;
+        tx = lane & 7;
+        r0 = 32 * (threadIdx.x >> 5) + (lane >> 3);
+    }
+    __device__ int row(int i) const { return r0 + 4 * i; }
     __device__ int owner() const { return tx; }
     __device__ void zero() {
 #pragma unroll
         for (int i = 0; i < 8; ++i)
 #pragma unroll
-            for (int j = 0; j < 4; ++j) acc[i][j] = 0.f;
+            for (int j = 0; j < 8; ++j) acc[i][j] = 0.f;
     }
     template <int BKW>
-    __device__ void step(const uint32_t* xs, int xsw, const uint32_t* cs, int csw) {
+    __device__ void step(const uint32_t* xs, const uint32_t* cs) {
+        constexpr int xsw = BKW + kPadW, csw = BKW + kPadW;
+        const uint32_t* xp = xs + r0 * xsw;
+        const uint32_t* cp = cs + tx * csw;
 #pragma unroll 2
         for (int kq = 0; kq < BKW; kq += 4) {
-            float4 xv[8], cv[4];
+            float4 cv[8];
 #pragma unroll
-            for (int i = 0; i < 8; ++i)
-                xv[i] = *reinterpret_cast<const float4*>(xs + (ty + 16 * i) * xsw + kq);
+            for (int j = 0; j < 8; ++j) cv[j] = *reinterpret_cast<const float4*>(cp + 8 * j * csw + kq);
 #pragma unroll
-            for (int j = 0; j < 4; ++j)
-                cv[j] = *reinterpret_cast<const float4*>(cs + (tx + 16 * j) * csw + kq);
+            for (int i = 0; i < 8; ++i) {
+                const float4 xv = *reinterpret_cast<const float4*>(xp + 4 * i * xsw + kq);
 #pragma unroll
-            for (int i = 0; i < 8; ++i)
-#pragma unroll
-                for (int j = 0; j < 4; ++j) {
+                for (int j = 0; j < 8; ++j) {
                     float s = acc[i][j];
-                    s = fmaf(xv[i].x, cv[j].x, s);
-                    s = fmaf(xv[i].y, cv[j].y, s);
-                    s = fmaf(xv[i].z, cv[j].z, s);
-                    s = fmaf(xv[i].w, cv[j].w, s);
+                    s = fmaf(xv.x, cv[j].x, s);
+                    s = fmaf(xv.y, cv[j].y, s);
+                    s = fmaf(xv.z, cv[j].z, s);
+                    s = fmaf(xv.w, cv[j].w, s);
                     acc[i][j] = s;
                 }
+            }
         }
     }
     template <class F>
@@ -158,7 +175,7 @@ struct FfmaMath {
 #pragma unroll
         for (int i = 0; i < 8; ++i)
 #pragma unroll
-            for (int j = 0; j < 4; ++j) f(i, tx + 16 * j, acc[i][j]);
+            for (int j = 0; j < 8; ++j) f(i, tx + 8 * j, acc[i][j]);
     }
 };
 
@@ -168,11 +185,11 @@ __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? 
 
 /// rows [0, R) x 16-byte pieces [q0, q0 + nq) of `src` into dst (row stride dsw
 /// words); rows >= valid_rows and pieces >= q_valid become zeros.
-template <int R>
+template <int R, int NT>
 __device__ __forceinline__ void load_rows(uint32_t* dst, int dsw, const uint32_t* src,
                                           int64_t ld, int valid_rows, int q0, int nq,
                                           int q_valid) {
-    for (int idx = threadIdx.x; idx < R * nq; idx += kThreads) {
+    for (int idx = threadIdx.x; idx < R * nq; idx += NT) {
         const int r = idx / nq, q = idx - r * nq;
         const bool ok = r < valid_rows && q0 + q < q_valid;
         const uint32_t* s = ok ? src + r * ld + (q0 + q) * 4 : src;
@@ -181,14 +198,17 @@ __device__ __forceinline__ void load_rows(uint32_t* dst, int dsw, const uint32_t
 }
 
 /// Shared memory (bytes) of the main loop; the epilogue's comes after it.
+/// Every tile in it is BKW + kPadW words a row: resident points are stored
+/// chunk by chunk (nk tiles of kBM rows), so that the Math policies address
+/// both operands with compile-time strides (immediate offsets, no address
+/// arithmetic in the inner loop).
 __host__ __device__ constexpr size_t stream_smem_bytes(bool xres, int nk, int bkw) {
-    return xres ? sizeof(uint32_t) * (size_t(kBM) * (nk * bkw + kPadW) +
-                                      2 * size_t(kBN) * (bkw + kPadW))
-                : sizeof(uint32_t) * 2 * size_t(kBM + kBN) * (bkw + kPadW);
+    return sizeof(uint32_t) * size_t(bkw + kPadW) *
+           (xres ? size_t(kBM) * nk + 2 * size_t(kBN) : 2 * size_t(kBM + kBN));
 }
 
 template <class Math, class Epi, bool XRES, int BKW>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(Math::THREADS, Math::MIN_BLOCKS)
     stream_kernel(StreamGeom geo, typename Epi::Args eargs) {
     extern __shared__ __align__(16) uint32_t smem[];
     const int b = blockIdx.y;
@@ -201,26 +221,28 @@ __global__ void __launch_bounds__(kThreads)
     const int steps = ntiles * nk;
 
     constexpr int kChunkQ = BKW / 4;  // 16-byte pieces per row chunk
-    constexpr int csw = BKW + kPadW;
-    const int xsw = XRES ? nk * BKW + kPadW : BKW + kPadW;
-    uint32_t* xs = smem;  // XRES: one resident tile; else two stages
-    uint32_t* cs = smem + (XRES ? kBM * xsw : 2 * kBM * xsw);
+    constexpr int sw = BKW + kPadW;   // words a row of every tile
+    uint32_t* xs = smem;  // XRES: nk resident chunk tiles; else two stages
+    uint32_t* cs = smem + (XRES ? nk : 2) * kBM * sw;
     const size_t epi_off = stream_smem_bytes(XRES, nk, BKW);
 
     auto issue = [&](int s) {
         const int jt = s / nk, kc = s - jt * nk, st = s & 1;
         const int64_t c0 = int64_t(jt) * kBN;
-        load_rows<kBN>(cs + st * kBN * csw, csw, C + c0 * geo.c.ld, geo.c.ld,
+        load_rows<kBN, Math::THREADS>(cs + st * kBN * sw, sw, C + c0 * geo.c.ld, geo.c.ld,
                        int(min64(kBN, geo.c.rows - c0)), kc * kChunkQ, kChunkQ,
                        geo.c.q);
         if (!XRES)
-            load_rows<kBM>(xs + st * kBM * xsw, xsw, X, geo.x.ld, rows_valid, kc * kChunkQ,
+            load_rows<kBM, Math::THREADS>(xs + st * kBM * sw, sw, X, geo.x.ld, rows_valid, kc * kChunkQ,
                            kChunkQ, geo.x.q);
     };
 
     Math m;
     Epi epi(eargs, b, row0, rows_valid, reinterpret_cast<char*>(smem) + epi_off, m);
-    if (XRES) load_rows<kBM>(xs, xsw, X, geo.x.ld, rows_valid, 0, nk * kChunkQ, geo.x.q);
+    if (XRES)
+        for (int kc = 0; kc < nk; ++kc)
+            load_rows<kBM, Math::THREADS>(xs + kc * kBM * sw, sw, X, geo.x.ld, rows_valid, kc * kChunkQ, kChunkQ,
+                                          geo.x.q);
     issue(0);
     cp_async_commit();
     for (int s = 0; s < steps; ++s) {
@@ -233,8 +255,7 @@ __global__ void __launch_bounds__(kThreads)
         cp_async_commit();
         const int jt = s / nk, kc = s - jt * nk;
         if (kc == 0) m.zero();
-        const uint32_t* xcur = XRES ? xs + kc * BKW : xs + (s & 1) * kBM * xsw;
-        m.template step<BKW>(xcur, xsw, cs + (s & 1) * kBN * csw, csw);
+        m.template step<BKW>(xs + (XRES ? kc : s & 1) * kBM * sw, cs + (s & 1) * kBN * sw);
         if (kc == nk - 1) {
             const int64_t c0 = int64_t(jt) * kBN;
             epi.tile(m, c0, int(min64(kBN, geo.c.rows - c0)));

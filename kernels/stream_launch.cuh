@@ -32,7 +32,7 @@ void launch_stream_variant(const StreamGeom& geo, int batch, const typename Epi:
     FK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        int(smem)));
     const dim3 grid(unsigned(stream_grid_x(geo.x.rows)), unsigned(batch));
-    kernel<<<grid, kThreads, smem, stream>>>(geo, args);
+    kernel<<<grid, Math::THREADS, smem, stream>>>(geo, args);
     FK_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -58,7 +58,7 @@ struct TopkEpi {
         : a(args), row0(row0_), rows_valid(rows_valid_) {
         T = reinterpret_cast<float*>(smem);
         thr = T + kBM * kTileLd;
-        for (int r = threadIdx.x; r < kBM; r += kThreads) thr[r] = INFINITY;
+        for (int r = threadIdx.x; r < kBM; r += Math::THREADS) thr[r] = INFINITY;
 #pragma unroll
         for (int i = 0; i < Math::ROWS; ++i) {
             const int r = m.row(i);
@@ -75,7 +75,7 @@ struct TopkEpi {
         });
         __syncthreads();
         const int lane = threadIdx.x & 31;
-        for (int r = threadIdx.x >> 5; r < rows_valid; r += kThreads / 32) {
+        for (int r = threadIdx.x >> 5; r < rows_valid; r += Math::THREADS / 32) {
             float th = thr[r];
             float* L = a.keys + (row0 + r) * a.topk;
             int64_t* I = a.labels + (row0 + r) * a.topk;
