@@ -80,14 +80,13 @@ import shutil
 import struct
 import subprocess
 import sys
-import tarfile
 import tempfile
 import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # prune_fatbins zeroes the non-sm_90 cubins of .nv_fatbin and checks that sm_90 is there
 from faiss_gpu_repack import (FATBIN_MAGIC, download, find_wheel, prune_fatbins,  # noqa: E402
-                              repack_args, section)
+                              repack_args, section, write_archive)
 
 RAPIDS = "26.10.0"
 WHEELS = [f"cuvs-cu13=={RAPIDS}", f"libcuvs-cu13=={RAPIDS}", f"pylibraft-cu13=={RAPIDS}",
@@ -228,12 +227,7 @@ def main():
         for lib in (libcuvs, libraft):
             prune_fatbins(lib)
         zero_lto_ir(libcuvs)
-        os.makedirs(a.out, exist_ok=True)
-        archive = os.path.join(a.out, "cuvs_cu13_sm90.tar.xz")
-        with tarfile.open(archive, "w:xz", preset=9) as t:
-            for top in ("site", "fallback"):
-                t.add(os.path.join(stage, top), arcname=top)
-        print(f"{archive}: {os.path.getsize(archive) / 2**20:.1f} MiB")
+        write_archive(a.out, "cuvs_cu13_sm90.tar.xz", stage, ("site", "fallback"), 9)
 
 
 if __name__ == "__main__":

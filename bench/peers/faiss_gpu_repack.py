@@ -152,6 +152,16 @@ def cuvs_stub(libs, out_dir):
     print(f"libcuvs.so stub: {len(syms)} symbols")
 
 
+def write_archive(out_dir, name, stage, tops, preset):
+    """out_dir/name: a .tar.xz of the folders `tops` of `stage` (what the env scripts unpack)."""
+    os.makedirs(out_dir, exist_ok=True)
+    archive = os.path.join(out_dir, name)
+    with tarfile.open(archive, "w:xz", preset=preset) as t:
+        for top in tops:
+            t.add(os.path.join(stage, top), arcname=top)
+    print(f"{archive}: {os.path.getsize(archive) / 2**20:.1f} MiB")
+
+
 def main():
     a, patchelf = repack_args(".whl/faissgpu", "folder holding the three wheels (default: download them)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -182,12 +192,7 @@ def main():
         for lib in (libfaiss, os.path.join(libs, "librmm.so")):
             subprocess.check_call([patchelf, "--set-rpath", "$ORIGIN", lib])
         subprocess.check_call([patchelf, "--set-rpath", "$ORIGIN/../faiss_gpu_cu13_cuvs.libs", swig])
-        os.makedirs(a.out, exist_ok=True)
-        archive = os.path.join(a.out, "faiss_gpu_cu13_sm90.tar.xz")
-        with tarfile.open(archive, "w:xz", preset=6) as t:
-            for top in ("faiss", "faiss_gpu_cu13_cuvs.libs"):
-                t.add(os.path.join(stage, top), arcname=top)
-        print(f"{archive}: {os.path.getsize(archive) / 2**20:.1f} MiB")
+        write_archive(a.out, "faiss_gpu_cu13_sm90.tar.xz", stage, ("faiss", "faiss_gpu_cu13_cuvs.libs"), 6)
 
 
 if __name__ == "__main__":
