@@ -122,8 +122,10 @@ struct MmaMath {
 /// point and 8 centroid float4s for 256 FFMAs (the former 16 x 16 grid of
 /// 8 x 4 outputs: 12 for 128), and a warp's loads are 4 (points) or 8
 /// (centroids) consecutive padded rows, one shared-memory wavefront each.
-/// 128 threads: the 64 accumulators, 8 centroid float4s and the argmin's
-/// row state need ~170 registers; two blocks an SM still fit D = 128 f32.
+/// 128 threads: with the 64 accumulators, the centroid float4s of two k
+/// steps in flight and the argmin's row state, ptxas takes ~245 registers;
+/// two blocks an SM fit those and, at D = 128 f32, the shared memory. Same
+/// bits as the 16 x 16 form; 12-13% faster on the H200 (bench/NOTES.md).
 struct FfmaMath {
     static constexpr int THREADS = 128;
     static constexpr int MIN_BLOCKS = 2;
@@ -230,19 +232,18 @@ __global__ void __launch_bounds__(Math::THREADS, Math::MIN_BLOCKS)
         const int jt = s / nk, kc = s - jt * nk, st = s & 1;
         const int64_t c0 = int64_t(jt) * kBN;
         load_rows<kBN, Math::THREADS>(cs + st * kBN * sw, sw, C + c0 * geo.c.ld, geo.c.ld,
-                       int(min64(kBN, geo.c.rows - c0)), kc * kChunkQ, kChunkQ,
-                       geo.c.q);
+                                      int(min64(kBN, geo.c.rows - c0)), kc * kChunkQ, kChunkQ, geo.c.q);
         if (!XRES)
             load_rows<kBM, Math::THREADS>(xs + st * kBM * sw, sw, X, geo.x.ld, rows_valid, kc * kChunkQ,
-                           kChunkQ, geo.x.q);
+                                          kChunkQ, geo.x.q);
     };
 
     Math m;
     Epi epi(eargs, b, row0, rows_valid, reinterpret_cast<char*>(smem) + epi_off, m);
     if (XRES)
         for (int kc = 0; kc < nk; ++kc)
-            load_rows<kBM, Math::THREADS>(xs + kc * kBM * sw, sw, X, geo.x.ld, rows_valid, kc * kChunkQ, kChunkQ,
-                                          geo.x.q);
+            load_rows<kBM, Math::THREADS>(xs + kc * kBM * sw, sw, X, geo.x.ld, rows_valid, kc * kChunkQ,
+                                          kChunkQ, geo.x.q);
     issue(0);
     cp_async_commit();
     for (int s = 0; s < steps; ++s) {
