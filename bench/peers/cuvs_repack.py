@@ -85,8 +85,8 @@ import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # prune_fatbins zeroes the non-sm_90 cubins of .nv_fatbin and checks that sm_90 is there
-from faiss_gpu_repack import (FATBIN_MAGIC, download, find_wheel, prune_fatbins,  # noqa: E402
-                              repack_args, section, write_archive)
+from faiss_gpu_repack import (FATBIN_MAGIC, download, fatbin_entries, find_wheel,  # noqa: E402
+                              prune_fatbins, repack_args, section, write_archive)
 
 RAPIDS = "26.10.0"
 WHEELS = [f"cuvs-cu13=={RAPIDS}", f"libcuvs-cu13=={RAPIDS}", f"pylibraft-cu13=={RAPIDS}",
@@ -131,16 +131,11 @@ def zero_lto_ir(path):
             if hsize != 16 or i + 16 + body > size:
                 pos = i + 4
                 continue
-            e, end, entries = i + 16, i + 16 + body, []
-            while e + 64 <= end:
-                kind, _, ehsize, padded = struct.unpack_from("<HHII", buf, e)
-                if ehsize == 0:
-                    break
-                entries.append((kind, e + ehsize, padded))
-                e += ehsize + padded
-            if entries and all(k == LTO_IR_KIND for k, _, _ in entries):
+            end = i + 16 + body
+            entries = fatbin_entries(buf, i + 16, end)
+            if entries and all(kind == LTO_IR_KIND for kind, _, _, _ in entries):
                 containers += 1
-                for _, data, padded in entries:
+                for _, _, data, padded in entries:
                     buf[data:data + padded] = bytes(padded)
                     zeroed += padded
             pos = end

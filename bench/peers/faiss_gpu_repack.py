@@ -82,12 +82,25 @@ def section(path, name):
     sys.exit(f"{path}: no section {name}")
 
 
+def fatbin_entries(buf, start, end):
+    """The entries of the fat binary container whose entries span
+    buf[start:end]: (kind, arch, payload offset, padded payload size). Entry:
+    kind u16, u16, header size u32, padded payload size u32, u32, payload
+    size u32, u32, minor u32, arch u32, ... payload after the entry header."""
+    entries, e = [], start
+    while e + 64 <= end:
+        kind, _, hsize, padded, _, _, _, _, arch = struct.unpack_from("<HHIIIIIII", buf, e)
+        if hsize == 0:
+            break
+        entries.append((kind, arch, e + hsize, padded))
+        e += hsize + padded
+    return entries
+
+
 def prune_fatbins(path):
     """Zero every cubin payload in .nv_fatbin that is not for KEEP_ARCH.
     Container: 16-byte header (magic, version, header size, size of what
-    follows); entries: kind u16, u16, header size u32, padded payload size
-    u32, u32, payload size u32, u32, minor u32, arch u32, ... payload after
-    the entry header."""
+    follows), then its entries (fatbin_entries)."""
     off, size = section(path, ".nv_fatbin")
     with open(path, "r+b") as f:
         f.seek(off)
@@ -99,16 +112,9 @@ def prune_fatbins(path):
                 pos += 8  # containers start 8-byte aligned
                 continue
             containers += 1
-            end, e, has_keep = pos + 16 + body, pos + 16, False
-            entries = []
-            while e + 64 <= end:
-                kind, _, hsize, padded, _, _, _, _, arch = struct.unpack_from("<HHIIIIIII", buf, e)
-                if hsize == 0:
-                    break
-                entries.append((kind, arch, e + hsize, padded))
-                has_keep |= kind in ELF_KINDS and arch == KEEP_ARCH
-                e += hsize + padded
-            if not has_keep:
+            end = pos + 16 + body
+            entries = fatbin_entries(buf, pos + 16, end)
+            if not any(kind in ELF_KINDS and arch == KEEP_ARCH for kind, arch, _, _ in entries):
                 sys.exit(f"{path}: a fat binary at section offset {pos} has no sm_{KEEP_ARCH} "
                          f"cubin ({[(k, a) for k, a, _, _ in entries]}); pruning would lose kernels")
             for kind, arch, data, padded in entries:
