@@ -1,5 +1,11 @@
 """The in-memory BENCH.md cases (../shared/BENCH.md), as bench_gpu runs them,
-for the torch-based peer runners (run_flash_kmeans.py, run_fastkmeans.py)."""
+for the torch-based peer runners (run_flash_kmeans.py, run_fastkmeans.py,
+run_cuvs.py), and how those runners measure a case in a child process."""
+import json
+import os
+import subprocess
+import sys
+
 import torch
 
 CASES = {
@@ -13,3 +19,26 @@ CASES = {
     "largeD": (1, 1 << 18, 1024, 1024, torch.float16),
     "pq-train": (32, 1 << 16, 256, 4, torch.float32),
 }
+
+
+def run_in_child(script, name, out, *args, timeout=None):
+    """Runs `python script --one name ROW_FILE *args` (the runner measuring one
+    case, so that a crash or a device assert does not take the later cases
+    with it) and reads the row it wrote. Returns (row or None, the child's
+    output, its exit code or "killed after ... s")."""
+    row_file = out + f".{name}.row"
+    try:
+        proc = subprocess.run([sys.executable, os.path.abspath(script), "--one", name, row_file, *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              errors="replace", timeout=timeout)
+        log, rc = proc.stdout, proc.returncode
+    except subprocess.TimeoutExpired as e:
+        log = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        rc = f"killed after {timeout:.0f} s"
+    try:
+        with open(row_file) as f:
+            row = json.load(f)
+        os.remove(row_file)
+    except (OSError, ValueError):
+        row = None
+    return row, log, rc

@@ -42,16 +42,14 @@ Usage: python3 run_cuvs.py out.json [case ...] [--repeats=N] [--timeout=S]
   whose inertia is also recomputed with torch as a check of the call).
 """
 import json
-import os
 import re
 import statistics
-import subprocess
 import sys
 import time
 
 import torch
 
-from bench_cases import CASES
+from bench_cases import CASES, run_in_child
 
 EXTRA = {"smoke": (1, 100000, 256, 128, torch.float32)}  # run only when named
 SEED = 1234
@@ -187,22 +185,9 @@ def main():
                        "libs": meta.get("libs"), "cases": results}, f, indent=1)
 
     for name in wanted:
-        row_file = out + f".{name}.row"
         t0 = time.perf_counter()
-        try:
-            proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", name,
-                                   row_file, str(repeats)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True, errors="replace",
-                                  timeout=timeout)
-            log, rc = proc.stdout, proc.returncode
-        except subprocess.TimeoutExpired as e:
-            log = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-            rc = f"killed after {timeout:.0f} s"
-        try:
-            with open(row_file) as f:
-                row = json.load(f)
-            os.remove(row_file)
-        except (OSError, ValueError):
+        row, log, rc = run_in_child(__file__, name, out, str(repeats), timeout=timeout)
+        if row is None:
             B, N, K, D, _ = {**CASES, **EXTRA}[name]
             row = {"case": name, "B": B, "N": N, "K": K, "D": D,
                    "error": f"child exited {rc} without a result"}

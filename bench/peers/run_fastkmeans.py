@@ -27,7 +27,6 @@ FK_SMOKE=1: tiny shapes on the CPU (checks this script where there is no GPU).
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -37,7 +36,7 @@ import torch
 import fastkmeans
 from fastkmeans.kmeans import _kmeans_torch_double_chunked
 
-from bench_cases import CASES
+from bench_cases import CASES, run_in_child
 
 SMOKE = os.environ.get("FK_SMOKE") == "1"
 DEVICE = torch.device("cpu" if SMOKE else "cuda:0")
@@ -126,18 +125,12 @@ def main():
                        "torch": torch.__version__, "smoke": SMOKE, "cases": results}, f, indent=1)
 
     for name in wanted:
-        row_file = out + f".{name}.row"
-        child = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", name, row_file],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            with open(row_file) as f:
-                row = json.load(f)
-            os.remove(row_file)
-        except (OSError, ValueError):
-            row = {"case": name, "error": f"child exited {child.returncode} without a result"}
+        row, log, rc = run_in_child(__file__, name, out)
+        if row is None:
+            row = {"case": name, "error": f"child exited {rc} without a result"}
         if "error" in row:
             # the child's output: the first distinct lines (a device assert repeats per thread)
-            lines = list(dict.fromkeys(child.stdout.splitlines()))
+            lines = list(dict.fromkeys(log.splitlines()))
             row["log"] = "\n".join(lines[:20])
             print(f"{name:16s} failed: {row['error'][:300]}\n  " + "\n  ".join(lines[:5]), flush=True)
         else:
