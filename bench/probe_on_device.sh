@@ -72,7 +72,7 @@ if [ -n "${FK_NCU:-}" ]; then
   # metrics are warps stalled for each reason per issued instruction.
   grep -E "pct_of_peak|Duration|Issue Slots|issue_stalled|Registers|Theoretical Occ|Achieved Occ" "$OUT/ncu.txt" | head -50
 fi
-# FK_NCU_SASS="env... @case kernel-regex[; ...]": where one launch's warps
+# FK_NCU_SASS="[baseline] env... @case kernel-regex[; ...]": where one launch's warps
 # stall, per SASS instruction (PC sampling: the source page, with each stall
 # reason's samples), as sass_<case>.csv; bench/sass_stalls.py sums it up.
 if [ -n "${FK_NCU_SASS:-}" ]; then
@@ -80,12 +80,15 @@ if [ -n "${FK_NCU_SASS:-}" ]; then
   for spec in "${specs[@]}"; do
     read -r -a nt <<< "$spec"
     kre=${nt[-1]}; ncase=${nt[-2]#@}; unset 'nt[-1]' 'nt[-1]'
+    # A leading `baseline` token profiles the baseline tree's build instead.
+    bin=$B; tag=$ncase
+    if [ "${nt[0]:-}" = baseline ]; then bin=$B-baseline; tag=baseline_$ncase; nt=("${nt[@]:1}"); fi
     env "${nt[@]}" ncu --clock-control none -k "regex:$kre" --launch-skip 3 --launch-count 1 \
       --section SourceCounters --section WarpStateStats -f -o /tmp/sass_prof \
-      $B/bench/bench_gpu /tmp/ncu.json "$ncase" > "$OUT/ncu_sass_$ncase.log" 2>&1
-    ncu -i /tmp/sass_prof.ncu-rep --page source --csv --print-source sass > "$OUT/sass_$ncase.csv" 2>&1
-    ncu -i /tmp/sass_prof.ncu-rep --page details --csv > "$OUT/details_$ncase.csv" 2>&1
-    echo "sass profile $ncase: $(wc -l < "$OUT/sass_$ncase.csv") lines"; tail -2 "$OUT/ncu_sass_$ncase.log"
+      $bin/bench/bench_gpu /tmp/ncu.json "$ncase" > "$OUT/ncu_sass_$tag.log" 2>&1
+    ncu -i /tmp/sass_prof.ncu-rep --page source --csv --print-source sass > "$OUT/sass_$tag.csv" 2>&1
+    ncu -i /tmp/sass_prof.ncu-rep --page details --csv > "$OUT/details_$tag.csv" 2>&1
+    echo "sass profile $tag: $(wc -l < "$OUT/sass_$tag.csv") lines"; tail -2 "$OUT/ncu_sass_$tag.log"
   done
 fi
 # FK_NCU_TIMES="@case": the duration of every kernel of that case's first
