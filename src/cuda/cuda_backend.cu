@@ -21,8 +21,11 @@
 #include <flashkmeans/distributed.hpp>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <numeric>
+#include <string>
 
 #include "kernels/assign.cuh"
 #include "kernels/norms.cuh"
@@ -47,6 +50,10 @@ class CudaBackend final : public Backend, public StreamingInfo {
     CudaBackend(int gpu_id, size_t budget, bool deterministic)
         : dev_(gpu_id), budget_(budget), deterministic_(deterministic) {
         DeviceGuard g(dev_);
+        if (const char* e = std::getenv("FK_CUDA_GRAPHS")) {
+            graphs_ = std::strcmp(e, "0") != 0;
+            graphs_required_ = std::strcmp(e, "require") == 0;
+        }
         try {
             FK_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
             FK_CUDA_CHECK(cudaStreamCreateWithFlags(&obj_stream_, cudaStreamNonBlocking));
@@ -54,6 +61,8 @@ class CudaBackend final : public Backend, public StreamingInfo {
             FK_CUDA_CHECK(cudaEventCreateWithFlags(&summed_, cudaEventDisableTiming));
             FK_CUDA_CHECK(cudaEventCreate(&assign_begin_));
             FK_CUDA_CHECK(cudaEventCreate(&assign_end_));
+            FK_CUDA_CHECK(cudaEventCreateWithFlags(&graph_fork_, cudaEventDisableTiming));
+            FK_CUDA_CHECK(cudaEventCreateWithFlags(&graph_join_, cudaEventDisableTiming));
         } catch (...) {
             destroy_handles();  // the destructor does not run after a throwing constructor
             throw;
@@ -69,6 +78,7 @@ class CudaBackend final : public Backend, public StreamingInfo {
             streamer_.reset();
             destroy_handles();
             kernels::scratch_trim();  // this fit's pooled scratch back to the driver
+            (void)cudaDeviceGraphMemTrim(dev_);  // and what its graphs' scratch nodes kept
             (void)cudaSetDevice(prev);
         }
     }
@@ -211,45 +221,54 @@ class CudaBackend final : public Backend, public StreamingInfo {
         FK_CUDA_CHECK(cudaStreamSynchronize(stream_));
     }
 
-    /// Enqueues the assignment, then the objective and its copy to the host
-    /// on obj_stream_, where they overlap the update (the sequential sum of
-    /// n / 128 partials takes 0.24 ms at n = 8M); update() waits for both.
+    /// Enqueues the assignment. The objective of a resident fit is summed
+    /// by update() (or objective(), whichever comes first), on obj_stream_
+    /// beside the update's kernels (the sequential sum of n / 128 partials
+    /// takes 0.24 ms at n = 8M); a streamed fit sums it segment by segment.
     void assign() override {
         DeviceGuard g(dev_);
         const int64_t B = shape_.batch, n = shape_.n, k = shape_.k, d = shape_.d;
-        prepare_centroids();
         // The last objective's sum may still be reading the partials.
         FK_CUDA_CHECK(cudaStreamWaitEvent(stream_, summed_, 0));
         FK_CUDA_CHECK(cudaEventRecord(assign_begin_, stream_));
-        if (n == 0) {  // a rank of a data-parallel fit that holds no point
-            FK_CUDA_CHECK(cudaMemsetAsync(obj_.get(), 0, size_t(B) * 8, obj_stream_));
-        } else if (info_.streaming) {
-            streamed_assign();
+        obj_pending_ = false;
+        if (n == 0 || info_.streaming) {
+            prepare_centroids();
+            // n == 0: a rank of a data-parallel fit that holds no point.
+            if (n == 0) FK_CUDA_CHECK(cudaMemsetAsync(obj_.get(), 0, size_t(B) * 8, obj_stream_));
+            else streamed_assign();
+            copy_objective();
         } else {
-            kernels::StreamGeom geo;
-            geo.x = x_.operand(n, d);
-            geo.c = compute_rows().operand(k, d);
-            kernels::AssignArgs a{xnorm_.get<float>(), cnorm_.get<float>(), n, k,
-                                  metric_ == Metric::inner_product, labels_.get<int32_t>(),
-                                  nullptr, partial_.get<double>()};
-            kernels::launch_assign(geo, int(B), math_, a, stream_);
-            sum_objective(0, n, true);
+            auto body = [&, fresh = centroids_dirty_] {
+                if (fresh) copy_centroids();
+                kernels::StreamGeom geo;
+                geo.x = x_.operand(n, d);
+                geo.c = compute_rows().operand(k, d);
+                kernels::AssignArgs a{xnorm_.get<float>(), cnorm_.get<float>(), n, k,
+                                      metric_ == Metric::inner_product, labels_.get<int32_t>(),
+                                      nullptr, partial_.get<double>()};
+                kernels::launch_assign(geo, int(B), math_, a, stream_);
+            };
+            // The usual iteration has new centroids; one graph for that.
+            if (centroids_dirty_) run_graph(assign_graph_, 0, body);
+            else body();
+            centroids_dirty_ = false;
+            obj_pending_ = true;
         }
         FK_CUDA_CHECK(cudaEventRecord(assign_end_, stream_));
-        // objective() reads the host buffer once summed_, recorded after this
-        // copy, is complete.
-        FK_CUDA_CHECK(cudaMemcpyAsync(obj_host_, obj_.get(), size_t(B) * 8,
-                                      cudaMemcpyDeviceToHost, obj_stream_));
-        FK_CUDA_CHECK(cudaEventRecord(summed_, obj_stream_));
         have_labels_ = true;
     }
 
     void objective(double* obj) override {
         DeviceGuard g(dev_);
         if (!have_labels_) throw Error("flashkmeans: objective() before assign()");
-        // Both events are complete once update() has waited (the usual
-        // order); without an update() since assign(), these are the waits.
-        FK_CUDA_CHECK(cudaEventSynchronize(summed_));
+        if (obj_pending_) {  // no update() since assign()
+            sum_resident_objective();
+            obj_pending_ = false;
+        }
+        // Both are complete once update() has waited (the usual order);
+        // without an update() since assign(), these are the waits.
+        FK_CUDA_CHECK(cudaStreamSynchronize(obj_stream_));
         std::copy_n(obj_host_, shape_.batch, obj);
         FK_CUDA_CHECK(cudaEventSynchronize(assign_end_));
         float ms = 0;
@@ -263,21 +282,32 @@ class CudaBackend final : public Backend, public StreamingInfo {
         DeviceGuard g(dev_);
         if (!have_labels_) throw Error("flashkmeans: update() before assign()");
         const int64_t B = shape_.batch, n = shape_.n, k = shape_.k, d = shape_.d;
-        // Streamed fits summed every segment while it was on the device
-        // (streamed_assign); the sums stay valid until the next assign.
-        if (!info_.streaming)
-            kernels::cluster_sums(labels_.get<int32_t>(), x_.ref(), weights_.get<float>(),
-                                  int(B), n, k, d, update_buffers(), {}, sums_.get<float>(),
-                                  wsum_.get<float>(), cnt_.get<int32_t>(), stream_);
-        if (comm) reduce_over_ranks(*comm);
-        kernels::finalize_centroids(sums_.get<float>(), wsum_.get<float>(), int(B), k, d,
-                                    std::max<int64_t>(0, k_frozen), cent_.get<float>(), stream_);
-        FK_CUDA_CHECK(cudaMemcpyAsync(w_host_, wsum_.get(), size_t(B * k) * 4,
-                                      cudaMemcpyDeviceToHost, stream_));
-        FK_CUDA_CHECK(cudaMemcpyAsync(cnt_host_, cnt_.get(), size_t(B * k) * 4,
-                                      cudaMemcpyDeviceToHost, stream_));
-        // One wait for the update and the assignment's objective.
-        FK_CUDA_CHECK(cudaStreamWaitEvent(stream_, summed_, 0));
+        k_frozen = std::max<int64_t>(0, k_frozen);
+        const bool with_objective = obj_pending_;
+        auto body = [&] {
+            if (with_objective) sum_resident_objective();
+            // Streamed fits summed every segment while it was on the device
+            // (streamed_assign); the sums stay valid until the next assign.
+            if (!info_.streaming)
+                kernels::cluster_sums(labels_.get<int32_t>(), x_.ref(), weights_.get<float>(),
+                                      int(B), n, k, d, update_buffers(), {}, sums_.get<float>(),
+                                      wsum_.get<float>(), cnt_.get<int32_t>(), stream_);
+            if (comm) reduce_over_ranks(*comm);
+            kernels::finalize_centroids(sums_.get<float>(), wsum_.get<float>(), int(B), k, d,
+                                        k_frozen, cent_.get<float>(), stream_);
+            FK_CUDA_CHECK(cudaMemcpyAsync(w_host_, wsum_.get(), size_t(B * k) * 4,
+                                          cudaMemcpyDeviceToHost, stream_));
+            FK_CUDA_CHECK(cudaMemcpyAsync(cnt_host_, cnt_.get(), size_t(B * k) * 4,
+                                          cudaMemcpyDeviceToHost, stream_));
+            // One wait for the update and the assignment's objective (in a
+            // graph, the join of obj_stream_'s branch).
+            FK_CUDA_CHECK(cudaStreamWaitEvent(stream_, summed_event(), 0));
+        };
+        // The usual iteration of a resident fit (no ranks to sum over, whose
+        // communicator may copy through the host): one graph.
+        if (with_objective && !comm) run_graph(update_graph_, k_frozen, body);
+        else body();
+        obj_pending_ = false;
         FK_CUDA_CHECK(cudaStreamSynchronize(stream_));
         std::copy_n(w_host_, B * k, w);
         std::copy_n(cnt_host_, B * k, cnt);
@@ -356,7 +386,8 @@ class CudaBackend final : public Backend, public StreamingInfo {
 
     /// The streams and events that exist (null ones were never created).
     void destroy_handles() {
-        for (cudaEvent_t e : {assigned_, summed_, assign_begin_, assign_end_})
+        drop_graphs();
+        for (cudaEvent_t e : {assigned_, summed_, assign_begin_, assign_end_, graph_fork_, graph_join_})
             if (e) (void)cudaEventDestroy(e);
         if (obj_stream_) (void)cudaStreamDestroy(obj_stream_);
         if (stream_) (void)cudaStreamDestroy(stream_);
@@ -367,6 +398,7 @@ class CudaBackend final : public Backend, public StreamingInfo {
         // sum and copy when the last objective was not read).
         (void)cudaStreamSynchronize(stream_);
         (void)cudaStreamSynchronize(obj_stream_);
+        drop_graphs();  // they hold the buffers' addresses
         streamer_.reset();
         for (DeviceBuffer* b : {&rows_dev_, &xnorm_, &weights_, &labels_, &partial_, &update_,
                                 &cent_, &ccomp_, &cnorm_, &sums_, &wsum_, &cnt_, &obj_})
@@ -527,10 +559,101 @@ class CudaBackend final : public Backend, public StreamingInfo {
     /// at partial_ + poff (kernels::sum_partials). The wait captures the
     /// event's latest record, so one event serves every segment.
     void sum_objective(size_t poff, int64_t rows, bool first) {
-        FK_CUDA_CHECK(cudaEventRecord(assigned_, stream_));
-        FK_CUDA_CHECK(cudaStreamWaitEvent(obj_stream_, assigned_, 0));
+        const cudaEvent_t assigned = capturing() ? graph_fork_ : assigned_;
+        FK_CUDA_CHECK(cudaEventRecord(assigned, stream_));
+        FK_CUDA_CHECK(cudaStreamWaitEvent(obj_stream_, assigned, 0));
         kernels::sum_partials(partial_.get<double>() + poff, int(shape_.batch),
                               kernels::stream_grid_x(rows), first, obj_.get<double>(), obj_stream_);
+    }
+
+    /// The resident fit's objective onto obj_stream_, then its copy to the
+    /// host (objective() reads it after a wait for obj_stream_).
+    void sum_resident_objective() {
+        sum_objective(0, shape_.n, true);
+        copy_objective();
+    }
+    void copy_objective() {
+        FK_CUDA_CHECK(cudaMemcpyAsync(obj_host_, obj_.get(), size_t(shape_.batch) * 8,
+                                      cudaMemcpyDeviceToHost, obj_stream_));
+        FK_CUDA_CHECK(cudaEventRecord(summed_event(), obj_stream_));
+    }
+    /// An event recorded during a capture only orders the captured work: it
+    /// cannot be waited for afterwards. So the graphs fork and join through
+    /// events of their own, and summed_ keeps its last eager record.
+    bool capturing() const {
+        cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+        FK_CUDA_CHECK(cudaStreamIsCapturing(stream_, &st));
+        return st != cudaStreamCaptureStatusNone;
+    }
+    cudaEvent_t summed_event() const { return capturing() ? graph_join_ : summed_; }
+
+    /// An iteration of a resident fit launches ~15 kernels, copies and event
+    /// operations; at K ~ 100 some take a few microseconds each, less than
+    /// their launch, and the GPU waited for the host between them. So assign()
+    /// and update() each replay a CUDA graph of their launches, captured on
+    /// the second use with the same key (the first runs eagerly, which does
+    /// the one-time work that capture does not allow: kernel attributes, the
+    /// scratch pool's growth). Kernel arguments are fixed per load(), which
+    /// drops the graphs. FK_CUDA_GRAPHS=0 launches eagerly (comparisons);
+    /// =require makes a failed capture an error instead of a quiet fallback.
+    struct Graph {
+        cudaGraphExec_t exec = nullptr;
+        int64_t key = 0;
+        bool warm = false;  // ran eagerly once
+    };
+    template <class F>
+    void run_graph(Graph& g, int64_t key, F& body) {
+        if (!graphs_) return body();
+        if (g.exec && g.key != key) {
+            (void)cudaGraphExecDestroy(g.exec);
+            g.exec = nullptr;
+            g.warm = false;
+        }
+        if (!g.exec) {
+            if (!g.warm) {
+                body();
+                g.warm = true;
+                g.key = key;
+                return;
+            }
+            if (!capture(g, body)) return body();
+            g.key = key;
+        }
+        FK_CUDA_CHECK(cudaGraphLaunch(g.exec, stream_));
+    }
+    /// False (and graphs off for this backend) when the launches cannot be
+    /// captured; nothing ran then.
+    template <class F>
+    bool capture(Graph& g, F& body) {
+        FK_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+        cudaGraph_t graph = nullptr;
+        std::string why;
+        try {
+            body();
+        } catch (const std::exception& e) {
+            why = e.what();
+        }
+        cudaError_t err = cudaStreamEndCapture(stream_, &graph);
+        if (why.empty() && err == cudaSuccess) err = cudaGraphInstantiate(&g.exec, graph, 0);
+        if (graph) (void)cudaGraphDestroy(graph);
+        if (why.empty() && err == cudaSuccess) {
+            // The graph's scratch nodes get memory of their own: what the
+            // eager run pooled would stay reserved beside it.
+            kernels::scratch_trim();
+            return true;
+        }
+        (void)cudaGetLastError();
+        g.exec = nullptr;
+        if (why.empty()) why = cudaGetErrorString(err);
+        if (graphs_required_) throw Error("flashkmeans: FK_CUDA_GRAPHS=require, but capture failed: " + why);
+        graphs_ = false;
+        return false;
+    }
+    void drop_graphs() {
+        for (Graph* g : {&assign_graph_, &update_graph_}) {
+            if (g->exec) (void)cudaGraphExecDestroy(g->exec);
+            *g = Graph{};
+        }
     }
 
     DType compute_type() const {
@@ -555,11 +678,14 @@ class CudaBackend final : public Backend, public StreamingInfo {
     /// the objective's error then scales with ||x - c||, not with ||x||.
     void prepare_centroids() {
         if (!centroids_dirty_) return;
+        copy_centroids();
+        centroids_dirty_ = false;
+    }
+    void copy_centroids() {
         const int64_t B = shape_.batch, k = shape_.k, d = shape_.d;
         const kernels::RowsRef master{cent_.get(), DType::f32, d, k * d};
         kernels::copy_rows_with_norms(master, int(B), k, d, ccomp_.get(), compute_type(), ldc_,
                                       k * ldc_, cnorm_.get<float>(), stream_);
-        centroids_dirty_ = false;
     }
 
     void load_weights(const ArrayView& wv, const std::vector<int>& rows, int64_t N) {
@@ -626,6 +752,7 @@ class CudaBackend final : public Backend, public StreamingInfo {
     cudaEvent_t summed_ = nullptr;       // on obj_stream_: read, and obj_host_ written
     cudaEvent_t assign_begin_ = nullptr, assign_end_ = nullptr;  // on stream_: around assign()'s work
     double assign_seconds_ = 0;                                  // between them, read by objective()
+    cudaEvent_t graph_fork_ = nullptr, graph_join_ = nullptr;   // assigned_ and summed_ in a capture
     ProblemShape shape_;
     Metric metric_ = Metric::L2;
     kernels::MathKind math_ = kernels::MathKind::ffma;
@@ -647,6 +774,9 @@ class CudaBackend final : public Backend, public StreamingInfo {
     int32_t* cnt_host_ = nullptr;             // (B, k) counts, by update()
     bool centroids_dirty_ = true;
     bool have_labels_ = false;
+    bool obj_pending_ = false;  // resident: the last assignment's objective not summed yet
+    bool graphs_ = true, graphs_required_ = false;  // FK_CUDA_GRAPHS
+    Graph assign_graph_, update_graph_;
 };
 
 }  // namespace

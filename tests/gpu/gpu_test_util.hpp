@@ -13,9 +13,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "backend.hpp"
@@ -34,6 +36,24 @@ namespace fk = flashkmeans;
 #define FK_CU(call) ASSERT_EQ((call), cudaSuccess) << #call
 
 namespace fktest {
+
+/// Sets an environment variable for a scope.
+struct ScopedEnv {
+    std::string name, old;
+    bool had;
+    ScopedEnv(const char* n, const char* v) : name(n) {
+        const char* o = std::getenv(n);
+        had = o != nullptr;
+        if (had) old = o;
+        setenv(n, v, 1);
+    }
+    ~ScopedEnv() {
+        if (had)
+            setenv(name.c_str(), old.c_str(), 1);
+        else
+            unsetenv(name.c_str());
+    }
+};
 
 inline fk::ArrayView view2(const void* p, int64_t n, int64_t d, fk::DType t,
                            fk::MemoryKind m = fk::MemoryKind::host, int64_t ld = -1) {

@@ -250,6 +250,87 @@ TEST(CudaBackend, PooledScratchIsReturnedWithTheBackend) {
         << "pooled scratch still held after the backend is gone (" << held << " while it lived)";
 }
 
+// assign() and update() replay CUDA graphs from their second use
+// (cuda_backend.cu). Every output of every iteration equals eager launches
+// bit for bit, through the paths that change what a graph holds: centroids
+// set from the host mid-fit (as after a split), k_frozen changing (a new
+// update graph), the objective read before the update, and an assignment
+// repeated without new centroids. FK_CUDA_GRAPHS=require turns a failed
+// capture into an error, so this also checks that capture works.
+TEST(CudaBackend, GraphReplayEqualsEagerLaunches) {
+    FK_REQUIRE_GPU();
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    struct Cfg {
+        const char* what;
+        int64_t B, n, k, d;
+        fk::DType t;
+        fk::Precision p;
+        fk::Metric m;
+        bool weighted, deterministic;
+    };
+    const Cfg cfgs[] = {
+        {"f16, K <= 128", 2, 3000, 100, 128, fk::DType::f16, fk::Precision::automatic, fk::Metric::L2, false, false},
+        {"f32 exact, weighted", 1, 2000, 300, 40, fk::DType::f32, fk::Precision::exact, fk::Metric::L2, true, false},
+        {"tf32, inner product", 1, 2500, 200, 128, fk::DType::f32, fk::Precision::tf32, fk::Metric::inner_product, false, false},
+        {"small codebooks", 4, 1500, 256, 4, fk::DType::f32, fk::Precision::exact, fk::Metric::L2, false, true},
+    };
+    for (const Cfg& cf : cfgs) {
+        SCOPED_TRACE(cf.what);
+        const int64_t B = cf.B, n = cf.n, k = cf.k, d = cf.d;
+        const auto x = round_to(randn(size_t(B * n * d), seed), cf.t);
+        const auto x16 = cf.t == fk::DType::f32 ? std::vector<uint16_t>() : to_16bit(x, cf.t);
+        const void* xp = cf.t == fk::DType::f32 ? static_cast<const void*>(x.data()) : x16.data();
+        std::vector<float> wts = randn(size_t(B * n), seed + 1);
+        for (auto& v : wts) v = 0.25f + std::abs(v);
+        const auto c0 = pick_centroids(x, B, n, k, d, seed + 2);
+        auto run = [&](const char* mode) {
+            ScopedEnv env("FK_CUDA_GRAPHS", mode);
+            auto be = fkd::make_cuda_backend(0, 0, cf.deterministic);
+            be->load(view3(xp, B, n, d, cf.t),
+                     cf.weighted ? view2(wts.data(), B, n, fk::DType::f32) : fk::ArrayView{}, {},
+                     {B, n, d, k}, cf.m, cf.p);
+            be->set_centroids(c0.data());
+            std::vector<Step> out;
+            for (int it = 0; it < 7; ++it) {
+                Step s;
+                s.obj.assign(size_t(B), double(kNaN));
+                s.w.assign(size_t(B * k), kNaN);
+                s.cnt.assign(size_t(B * k), -7);
+                s.cent.assign(size_t(B * k * d), kNaN);
+                s.labels.assign(size_t(B * n), -7);
+                be->assign();
+                if (it == 5) be->objective(s.obj.data());  // before the update
+                if (it == 6) be->assign();                 // again, same centroids
+                be->update(it < 4 ? 0 : 3, s.w.data(), s.cnt.data());
+                be->objective(s.obj.data());
+                be->get_labels(s.labels.data());
+                be->get_centroids(s.cent.data());
+                if (it == 2) {  // as a split would: one centroid moved on the host
+                    std::vector<float> c = s.cent;
+                    for (int64_t t = 0; t < d; ++t) c[size_t(t)] += 0.5f;
+                    be->set_centroids(c.data());
+                }
+                out.push_back(std::move(s));
+            }
+            return out;
+        };
+        const std::vector<Step> eager = run("0"), graph = run("require");
+        auto same = [](const auto& a, const auto& b) {
+            return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(a[0])) == 0;
+        };
+        for (size_t it = 0; it < eager.size(); ++it) {
+            SCOPED_TRACE("iteration " + std::to_string(it));
+            EXPECT_TRUE(same(eager[it].obj, graph[it].obj)) << eager[it].obj[0] << " vs " << graph[it].obj[0];
+            EXPECT_TRUE(same(eager[it].labels, graph[it].labels));
+            EXPECT_TRUE(same(eager[it].w, graph[it].w));
+            EXPECT_TRUE(same(eager[it].cnt, graph[it].cnt));
+            EXPECT_TRUE(same(eager[it].cent, graph[it].cent));
+            EXPECT_TRUE(std::isfinite(graph[it].obj[0]));
+        }
+    }
+}
+
 TEST(CudaBackend, BatchedEqualsLooping) {
     FK_REQUIRE_GPU();
     const int64_t B = 3, n = 900, k = 40, d = 96;

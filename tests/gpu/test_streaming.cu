@@ -298,24 +298,6 @@ TEST(Streaming, AllocationFailureGivesSmallerPlan) {
     EXPECT_EQ(a.cnt, b.cnt);
 }
 
-/// Sets an environment variable for a scope.
-struct ScopedEnv {
-    std::string name, old;
-    bool had;
-    ScopedEnv(const char* n, const char* v) : name(n) {
-        const char* o = std::getenv(n);
-        had = o != nullptr;
-        if (had) old = o;
-        setenv(n, v, 1);
-    }
-    ~ScopedEnv() {
-        if (had)
-            setenv(name.c_str(), old.c_str(), 1);
-        else
-            unsetenv(name.c_str());
-    }
-};
-
 bool page_locked(const void* p) {
     cudaPointerAttributes a{};
     if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
