@@ -185,17 +185,26 @@ __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? 
 
 // ---- loading ----------------------------------------------------------------
 
-/// rows [0, R) x 16-byte pieces [q0, q0 + nq) of `src` into dst (row stride dsw
-/// words); rows >= valid_rows and pieces >= q_valid become zeros.
-template <int R, int NT>
-__device__ __forceinline__ void load_rows(uint32_t* dst, int dsw, const uint32_t* src,
-                                          int64_t ld, int valid_rows, int q0, int nq,
-                                          int q_valid) {
-    for (int idx = threadIdx.x; idx < R * nq; idx += NT) {
-        const int r = idx / nq, q = idx - r * nq;
-        const bool ok = r < valid_rows && q0 + q < q_valid;
-        const uint32_t* s = ok ? src + r * ld + (q0 + q) * 4 : src;
-        cp_async16(dst + r * dsw + q * 4, s, ok);
+/// rows [0, R) x 16-byte pieces [q0, q0 + NQ) of `src` into dst (row stride
+/// DSW words); rows >= valid_rows and pieces >= q_valid become zeros. Every
+/// count is a compile-time constant: a thread keeps one piece column and
+/// steps through rows, so a copy costs no division and the loop unrolls (a
+/// runtime piece count cost a 32-bit division a copy, ~15% of the exact
+/// kernel's issue slots at D = 1024, where the points stream too).
+template <int R, int NQ, int NT, int DSW>
+__device__ __forceinline__ void load_rows(uint32_t* dst, const uint32_t* src, int64_t ld,
+                                          int valid_rows, int q0, int q_valid) {
+    static_assert(NT % NQ == 0, "whole rows a pass");
+    const int q = int(threadIdx.x) % NQ, r0 = int(threadIdx.x) / NQ;
+    const bool q_ok = q0 + q < q_valid;
+    src += (q0 + q) * 4;
+    dst += q * 4;
+#pragma unroll
+    for (int i = 0; i < (R * NQ + NT - 1) / NT; ++i) {
+        const int r = r0 + i * (NT / NQ);
+        if ((R * NQ) % NT != 0 && r >= R) break;  // short rows: a partial last pass
+        const bool ok = q_ok && r < valid_rows;
+        cp_async16(dst + r * DSW, ok ? src + r * ld : src, ok);
     }
 }
 
@@ -231,19 +240,19 @@ __global__ void __launch_bounds__(Math::THREADS, Math::MIN_BLOCKS)
     auto issue = [&](int s) {
         const int jt = s / nk, kc = s - jt * nk, st = s & 1;
         const int64_t c0 = int64_t(jt) * kBN;
-        load_rows<kBN, Math::THREADS>(cs + st * kBN * sw, sw, C + c0 * geo.c.ld, geo.c.ld,
-                                      int(min64(kBN, geo.c.rows - c0)), kc * kChunkQ, kChunkQ, geo.c.q);
+        load_rows<kBN, kChunkQ, Math::THREADS, sw>(cs + st * kBN * sw, C + c0 * geo.c.ld, geo.c.ld,
+                                                   int(min64(kBN, geo.c.rows - c0)), kc * kChunkQ, geo.c.q);
         if (!XRES)
-            load_rows<kBM, Math::THREADS>(xs + st * kBM * sw, sw, X, geo.x.ld, rows_valid, kc * kChunkQ,
-                                          kChunkQ, geo.x.q);
+            load_rows<kBM, kChunkQ, Math::THREADS, sw>(xs + st * kBM * sw, X, geo.x.ld, rows_valid,
+                                                       kc * kChunkQ, geo.x.q);
     };
 
     Math m;
     Epi epi(eargs, b, row0, rows_valid, reinterpret_cast<char*>(smem) + epi_off, m);
     if (XRES)
         for (int kc = 0; kc < nk; ++kc)
-            load_rows<kBM, Math::THREADS>(xs + kc * kBM * sw, sw, X, geo.x.ld, rows_valid, kc * kChunkQ,
-                                          kChunkQ, geo.x.q);
+            load_rows<kBM, kChunkQ, Math::THREADS, sw>(xs + kc * kBM * sw, X, geo.x.ld, rows_valid,
+                                                       kc * kChunkQ, geo.x.q);
     issue(0);
     cp_async_commit();
     for (int s = 0; s < steps; ++s) {

@@ -135,6 +135,24 @@ TEST(CudaBackend, UpdateHalfInputManyClusters) {
     check_update(s, x, nullptr, c0, B, n, k, d, 0);
 }
 
+// seed-k100's shape (f16, k = 100, d = 128), batched, with frozen clusters
+// and one centroid far from every point (an empty cluster).
+TEST(CudaBackend, UpdateHalfInputSmallK) {
+    FK_REQUIRE_GPU();
+    const int64_t B = 2, n = 4000, k = 100, d = 128;
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    const auto x = round_to(randn(size_t(B * n * d), seed), fk::DType::f16);
+    const auto x16 = to_16bit(x, fk::DType::f16);
+    auto c0 = pick_centroids(x, B, n, k, d, seed + 1);
+    for (int64_t t = 0; t < d; ++t) c0[size_t((k - 1) * d + t)] = 1e4f;  // far away: empty
+    auto be = fkd::make_cuda_backend(0, 0);
+    be->load(view3(x16.data(), B, n, d, fk::DType::f16), {}, {}, {B, n, d, k}, fk::Metric::L2,
+             fk::Precision::automatic);
+    const Step s = one_step(*be, B, n, k, d, c0, 2);
+    check_update(s, x, nullptr, c0, B, n, k, d, 2);
+}
+
 // Small k x d (sums in shared memory, no sort): PQ-like sub-spaces (k = 256,
 // d = 4, 16-byte vectors) batched and weighted, and an f16 d that is not a
 // multiple of the vector width (element by element).
