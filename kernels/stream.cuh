@@ -49,6 +49,7 @@ template <class T>
 struct MmaMath {
     static constexpr int THREADS = kThreads;
     static constexpr int MIN_BLOCKS = 1;  // blocks an SM the registers must allow
+    static constexpr bool UNROLL_STREAMED_COPIES = true;  // load_rows
     static constexpr int ROWS = 4;    // point rows each thread holds results for
     static constexpr int OWNERS = 8;  // threads sharing one point row
     float acc[2][4][4];
@@ -129,6 +130,7 @@ struct MmaMath {
 struct FfmaMath {
     static constexpr int THREADS = 128;
     static constexpr int MIN_BLOCKS = 2;
+    static constexpr bool UNROLL_STREAMED_COPIES = false;  // load_rows
     static constexpr int ROWS = 8;
     static constexpr int OWNERS = 8;
     float acc[8][8];
@@ -187,11 +189,13 @@ __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? 
 
 /// rows [0, R) x 16-byte pieces [q0, q0 + NQ) of `src` into dst (row stride
 /// DSW words); rows >= valid_rows and pieces >= q_valid become zeros. Every
-/// count is a compile-time constant: a thread keeps one piece column and
-/// steps through rows, so a copy costs no division and the loop unrolls (a
-/// runtime piece count cost a 32-bit division a copy, ~15% of the exact
-/// kernel's issue slots at D = 1024, where the points stream too).
-template <int R, int NQ, int NT, int DSW>
+/// count is a compile-time constant and a thread keeps one piece column, so
+/// a copy needs no index arithmetic beyond its row (with a runtime piece
+/// count it took ~20 instructions; unrolled this way the exact resident
+/// kernel got 6.5% faster and the mma.sync kernel 7-10%, bench/NOTES.md).
+/// UNROLL = false keeps the rows in a loop (the exact kernel with streamed
+/// points: 2.5% slower unrolled, 24 copies a step beside its FFMAs).
+template <int R, int NQ, int NT, int DSW, bool UNROLL = true>
 __device__ __forceinline__ void load_rows(uint32_t* dst, const uint32_t* src, int64_t ld,
                                           int valid_rows, int q0, int q_valid) {
     static_assert(NT % NQ == 0, "whole rows a pass");
@@ -199,7 +203,7 @@ __device__ __forceinline__ void load_rows(uint32_t* dst, const uint32_t* src, in
     const bool q_ok = q0 + q < q_valid;
     src += (q0 + q) * 4;
     dst += q * 4;
-#pragma unroll
+#pragma unroll(UNROLL ? (R * NQ + NT - 1) / NT : 1)
     for (int i = 0; i < (R * NQ + NT - 1) / NT; ++i) {
         const int r = r0 + i * (NT / NQ);
         if ((R * NQ) % NT != 0 && r >= R) break;  // short rows: a partial last pass
@@ -240,11 +244,13 @@ __global__ void __launch_bounds__(Math::THREADS, Math::MIN_BLOCKS)
     auto issue = [&](int s) {
         const int jt = s / nk, kc = s - jt * nk, st = s & 1;
         const int64_t c0 = int64_t(jt) * kBN;
-        load_rows<kBN, kChunkQ, Math::THREADS, sw>(cs + st * kBN * sw, C + c0 * geo.c.ld, geo.c.ld,
-                                                   int(min64(kBN, geo.c.rows - c0)), kc * kChunkQ, geo.c.q);
+        constexpr bool unroll = XRES || Math::UNROLL_STREAMED_COPIES;
+        load_rows<kBN, kChunkQ, Math::THREADS, sw, unroll>(cs + st * kBN * sw, C + c0 * geo.c.ld, geo.c.ld,
+                                                           int(min64(kBN, geo.c.rows - c0)), kc * kChunkQ,
+                                                           geo.c.q);
         if (!XRES)
-            load_rows<kBM, kChunkQ, Math::THREADS, sw>(xs + st * kBM * sw, X, geo.x.ld, rows_valid,
-                                                       kc * kChunkQ, geo.x.q);
+            load_rows<kBM, kChunkQ, Math::THREADS, sw, unroll>(xs + st * kBM * sw, X, geo.x.ld, rows_valid,
+                                                               kc * kChunkQ, geo.x.q);
     };
 
     Math m;

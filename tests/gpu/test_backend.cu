@@ -120,37 +120,30 @@ TEST(CudaBackend, UpdateWeightedFrozenEmpty) {
     }
 }
 
-TEST(CudaBackend, UpdateHalfInputManyClusters) {
-    FK_REQUIRE_GPU();
-    const int64_t B = 1, n = 5000, k = 300, d = 96;
+/// One update of unweighted f16 rows (B, n, d) against the float64
+/// reference; far_last: the last centroid far from every point (empty).
+void check_half_update(int64_t B, int64_t n, int64_t k, int64_t d, int64_t k_frozen, bool far_last) {
     const uint64_t seed = fresh_seed();
-    SCOPED_TRACE("seed " + std::to_string(seed));
-    const auto x = round_to(randn(size_t(n * d), seed), fk::DType::f16);
-    const auto x16 = to_16bit(x, fk::DType::f16);
-    const auto c0 = pick_centroids(x, B, n, k, d, seed + 1);
-    auto be = fkd::make_cuda_backend(0, 0);
-    be->load(view2(x16.data(), n, d, fk::DType::f16), {}, {}, {B, n, d, k}, fk::Metric::L2,
-             fk::Precision::automatic);
-    const Step s = one_step(*be, B, n, k, d, c0, 0);
-    check_update(s, x, nullptr, c0, B, n, k, d, 0);
-}
-
-// seed-k100's shape (f16, k = 100, d = 128), batched, with frozen clusters
-// and one centroid far from every point (an empty cluster).
-TEST(CudaBackend, UpdateHalfInputSmallK) {
-    FK_REQUIRE_GPU();
-    const int64_t B = 2, n = 4000, k = 100, d = 128;
-    const uint64_t seed = fresh_seed();
-    SCOPED_TRACE("seed " + std::to_string(seed));
+    SCOPED_TRACE("seed " + std::to_string(seed) + " B " + std::to_string(B) + " n " + std::to_string(n) +
+                 " k " + std::to_string(k) + " d " + std::to_string(d));
     const auto x = round_to(randn(size_t(B * n * d), seed), fk::DType::f16);
     const auto x16 = to_16bit(x, fk::DType::f16);
     auto c0 = pick_centroids(x, B, n, k, d, seed + 1);
-    for (int64_t t = 0; t < d; ++t) c0[size_t((k - 1) * d + t)] = 1e4f;  // far away: empty
+    if (far_last)
+        for (int64_t t = 0; t < d; ++t) c0[size_t((k - 1) * d + t)] = 1e4f;
     auto be = fkd::make_cuda_backend(0, 0);
     be->load(view3(x16.data(), B, n, d, fk::DType::f16), {}, {}, {B, n, d, k}, fk::Metric::L2,
              fk::Precision::automatic);
-    const Step s = one_step(*be, B, n, k, d, c0, 2);
-    check_update(s, x, nullptr, c0, B, n, k, d, 2);
+    const Step s = one_step(*be, B, n, k, d, c0, k_frozen);
+    check_update(s, x, nullptr, c0, B, n, k, d, k_frozen);
+}
+
+// f16 rows: many clusters, and seed-k100's shape (k = 100, d = 128) batched
+// with frozen clusters and an empty one.
+TEST(CudaBackend, UpdateHalfInputManyClusters) {
+    FK_REQUIRE_GPU();
+    check_half_update(1, 5000, 300, 96, 0, false);
+    check_half_update(2, 4000, 100, 128, 2, true);
 }
 
 // Small k x d (sums in shared memory, no sort): PQ-like sub-spaces (k = 256,
@@ -221,17 +214,7 @@ TEST(CudaBackend, UpdateVectorAndStridedRows) {
 // points, a k x d too large for the shared-memory path.
 TEST(CudaBackend, UpdateLongSegments) {
     FK_REQUIRE_GPU();
-    const int64_t B = 2, n = 2100000, k = 1500, d = 20;
-    const uint64_t seed = fresh_seed();
-    SCOPED_TRACE("seed " + std::to_string(seed));
-    const auto x = round_to(randn(size_t(B * n * d), seed), fk::DType::f16);
-    const auto x16 = to_16bit(x, fk::DType::f16);
-    const auto c0 = pick_centroids(x, B, n, k, d, seed + 1);
-    auto be = fkd::make_cuda_backend(0, 0);
-    be->load(view3(x16.data(), B, n, d, fk::DType::f16), {}, {}, {B, n, d, k}, fk::Metric::L2,
-             fk::Precision::automatic);
-    const Step s = one_step(*be, B, n, k, d, c0, 0);
-    check_update(s, x, nullptr, c0, B, n, k, d, 0);
+    check_half_update(2, 2100000, 1500, 20, 0, false);
 }
 
 // Per-call scratch (the packed centroid tiles: ~17 MB at k = 65536, d = 128
