@@ -588,14 +588,15 @@ class CudaBackend final : public Backend, public StreamingInfo {
     cudaEvent_t summed_event() const { return capturing() ? graph_join_ : summed_; }
 
     /// An iteration of a resident fit launches ~15 kernels, copies and event
-    /// operations; at K ~ 100 some take a few microseconds each, less than
-    /// their launch, and the GPU waited for the host between them. So assign()
-    /// and update() each replay a CUDA graph of their launches, captured on
-    /// the second use with the same key (the first runs eagerly, which does
-    /// the one-time work that capture does not allow: kernel attributes, the
-    /// scratch pool's growth). Kernel arguments are fixed per load(), which
-    /// drops the graphs. FK_CUDA_GRAPHS=0 launches eagerly (comparisons);
-    /// =require makes a failed capture an error instead of a quiet fallback.
+    /// operations, several of a few microseconds at K ~ 100. So assign() and
+    /// update() each replay a CUDA graph of their launches, captured on the
+    /// second use with the same key (the first runs eagerly, which does the
+    /// one-time work that capture does not allow: kernel attributes, the
+    /// scratch pool's growth). Measured on the H200: 1-3% off seed-k100,
+    /// pq-train and n1M, level elsewhere (bench/NOTES.md). Kernel arguments
+    /// are fixed per load(), which drops the graphs. FK_CUDA_GRAPHS=0 launches
+    /// eagerly (comparisons); =require makes a failed capture an error
+    /// instead of a quiet fallback to eager launches.
     struct Graph {
         cudaGraphExec_t exec = nullptr;
         int64_t key = 0;
