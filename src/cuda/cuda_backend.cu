@@ -232,14 +232,17 @@ class CudaBackend final : public Backend, public StreamingInfo {
         FK_CUDA_CHECK(cudaStreamWaitEvent(stream_, summed_, 0));
         FK_CUDA_CHECK(cudaEventRecord(assign_begin_, stream_));
         obj_pending_ = false;
+        // New centroids since the last assignment: their compute-type copy
+        // and norms are made first (in the graph, on the resident path).
+        const bool fresh = centroids_dirty_;
         if (n == 0 || info_.streaming) {
-            prepare_centroids();
+            if (fresh) copy_centroids();
             // n == 0: a rank of a data-parallel fit that holds no point.
             if (n == 0) FK_CUDA_CHECK(cudaMemsetAsync(obj_.get(), 0, size_t(B) * 8, obj_stream_));
             else streamed_assign();
             copy_objective();
         } else {
-            auto body = [&, fresh = centroids_dirty_] {
+            auto body = [&] {
                 if (fresh) copy_centroids();
                 kernels::StreamGeom geo;
                 geo.x = x_.operand(n, d);
@@ -250,11 +253,11 @@ class CudaBackend final : public Backend, public StreamingInfo {
                 kernels::launch_assign(geo, int(B), math_, a, stream_);
             };
             // The usual iteration has new centroids; one graph for that.
-            if (centroids_dirty_) run_graph(assign_graph_, 0, body);
+            if (fresh) run_graph(assign_graph_, 0, body);
             else body();
-            centroids_dirty_ = false;
             obj_pending_ = true;
         }
+        centroids_dirty_ = false;
         FK_CUDA_CHECK(cudaEventRecord(assign_end_, stream_));
         have_labels_ = true;
     }
@@ -677,11 +680,6 @@ class CudaBackend final : public Backend, public StreamingInfo {
     /// centroids. The norms are those of the rounded (f16/bf16) centroids the
     /// tensor cores see, so that each distance is that of one actual point:
     /// the objective's error then scales with ||x - c||, not with ||x||.
-    void prepare_centroids() {
-        if (!centroids_dirty_) return;
-        copy_centroids();
-        centroids_dirty_ = false;
-    }
     void copy_centroids() {
         const int64_t B = shape_.batch, k = shape_.k, d = shape_.d;
         const kernels::RowsRef master{cent_.get(), DType::f32, d, k * d};
