@@ -563,7 +563,12 @@ void cluster_sums(const int32_t* labels, const RowsRef& x, const float* weights,
     FK_CUDA_CHECK(cudaMemsetAsync(s.end, 0, size_t(nc) * 4, stream));
     if (total > 0) {
         const int kbits = bits_for(k);
-        const int end_bit = kbits + bits_for(batch);
+        // The label bits only: a stable sort on them leaves each label's
+        // points in index order, which is problem by problem, so every
+        // cluster (problem, label) is still one run, in index order. The
+        // problem's bits would add passes (seed-k100: 7 bits, one pass of
+        // CUB's 8-bit digits, against 12 bits and two).
+        const int end_bit = kbits;
         const dim3 kgrid(std::min(grid_for(n, 256), 65535u / std::max(1u, unsigned(batch)) + 1u),
                          unsigned(batch));
         build_keys_kernel<<<kgrid, 256, 0, stream>>>(labels, n, kbits, s.keys[0], s.vals[0]);

@@ -1,7 +1,8 @@
 // Host entry points of the sort-inverse centroid update (update.cu).
 //
 // 1. keys = (problem << kbits) | label, values = point index; CUB radix sort
-//    on the kbits + bbits low bits only (stable: a cluster's points stay in
+//    on the kbits label bits only (stable: a label's points stay in index
+//    order, problem by problem, so each cluster's points are one run in
 //    index order);
 // 2. each cluster's points, numbered in index order across every call of an
 //    iteration (its count before the call is the first number), are cut into
